@@ -1,0 +1,182 @@
+// Package drivers holds the contract between the WebDAV layer (package davfs)
+// and one cloud provider. A driver is small: it lists folders, hands out
+// download links (or opens streams), uploads finished temp files and performs
+// folder operations server-side. Everything shared — path resolution, the
+// listing cache, range reading, upload buffering, status codes — lives above
+// it in davfs, so drivers stay thin (as gocloud.dev's blob/driver and
+// rclone's backends do).
+//
+// Paths given to a driver are mount-relative, cleaned, slash-separated and
+// absolute ("/" is the mount root, "/a/b.txt" a file). Every Ref also carries
+// the Object the bridge last listed for that path, so id-based providers need
+// no path cache of their own: a Ref's ID is the provider's id.
+package drivers
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"time"
+)
+
+// Object is one file or folder as the provider lists it.
+type Object struct {
+	Name    string    // base name, never empty except for the root
+	Size    int64     // bytes; 0 for folders
+	ModTime time.Time // zero when the provider has no times
+	IsDir   bool
+	ID      string // the provider's id; for path-based providers may equal the path
+	// Hashes holds content hashes only when they are real hashes of the
+	// bytes (lowercase hex). A provider's opaque "hash" that is not md5 or
+	// sha1 of the content must not be put here.
+	Hashes Hashes
+}
+
+// Hashes are lowercase hex content hashes; an empty field means unknown.
+type Hashes struct {
+	MD5  string
+	SHA1 string
+}
+
+// Ref names an object by its mount-relative path together with what the
+// bridge last knew of it (at least its ID and IsDir).
+type Ref struct {
+	Path string
+	Object
+}
+
+// Link is where an object's bytes can be fetched with an HTTP GET (and Range).
+type Link struct {
+	URL    string
+	Header http.Header // extra request headers the provider requires
+	// Expires is when the URL stops working; zero means it does not expire.
+	Expires time.Time
+	// ClientSafe reports that URL and Header carry no long-lived secret of
+	// the account (a signed, expiring URL does not), so the link may be handed
+	// to a WebDAV client in a redirect.
+	ClientSafe bool
+}
+
+// Upload is a finished temp file ready to be sent to the provider: its size
+// and hashes are known before the first byte goes out, so drivers can use
+// dedup ("instant upload") protocols and fixed-size chunks.
+type Upload struct {
+	Body    io.ReaderAt
+	Size    int64
+	Hashes  Hashes    // md5 and sha1 of Body, always both set
+	ModTime time.Time // the client's modification time, zero if none
+	// Replaces is the existing object of the same name that this upload
+	// overwrites, or nil. A driver must not lose it if the upload fails.
+	Replaces *Object
+}
+
+// Quota is the account's storage; a negative field is unknown.
+type Quota struct {
+	Total int64
+	Used  int64
+	Free  int64
+}
+
+// Features declares what a provider can do server-side. The bridge falls
+// back (recursive copy, copy+delete, streamed copy) or answers the right
+// WebDAV status for anything a driver does not declare; it never pretends.
+type Features struct {
+	// CopyFile and CopyDir: Copy works on files / on whole folders.
+	CopyFile bool
+	CopyDir  bool
+	// Move: Move works across folders (Rename is always required).
+	Move bool
+	// Links: Link works; otherwise the driver implements Opener.
+	Links bool
+	// EmptyFiles: the provider stores 0-byte files.
+	EmptyFiles bool
+	// SetModTime: Put honours Upload.ModTime.
+	SetModTime bool
+	// Quota: Quota reports real figures.
+	Quota bool
+	// MaxFileSize is the largest file the provider accepts; 0 means no limit.
+	MaxFileSize int64
+}
+
+// Driver is one provider account (or one folder of it) mounted at a path.
+//
+// Methods return errors wrapping the sentinel kinds of errors.go so that the
+// bridge can map them to WebDAV status codes in one place. Every call takes
+// the request's context and must stop when it is cancelled.
+type Driver interface {
+	// Features is called once when the mount is set up.
+	Features() Features
+
+	// Root returns the mount's root folder (its ID in particular).
+	Root(ctx context.Context) (Object, error)
+
+	// List returns every entry of the folder dir, all pages joined.
+	List(ctx context.Context, dir Ref) ([]Object, error)
+
+	// Link returns a download link for file (Features.Links).
+	Link(ctx context.Context, file Ref) (Link, error)
+
+	// Mkdir creates the folder name inside parent and returns it. It fails
+	// with ErrExist if the name is taken.
+	Mkdir(ctx context.Context, parent Ref, name string) (Object, error)
+
+	// Rename gives obj a new name in its own folder.
+	Rename(ctx context.Context, obj Ref, newName string) (Object, error)
+
+	// Move moves obj into the folder dstParent under newName (which may
+	// equal the old name). The destination name is free when it is called.
+	// Drivers without a one-call move+rename do two calls themselves.
+	Move(ctx context.Context, obj Ref, dstParent Ref, newName string) (Object, error)
+
+	// Copy copies obj (a file, or a folder with all its content when
+	// Features.CopyDir) into dstParent under newName, which is free.
+	Copy(ctx context.Context, obj Ref, dstParent Ref, newName string) (Object, error)
+
+	// Remove deletes obj; a folder goes with all its content.
+	Remove(ctx context.Context, obj Ref) error
+
+	// Put stores up as the file name inside parent. When up.Replaces is set
+	// the old file must survive a failed upload, and no partial object may
+	// be left visible.
+	Put(ctx context.Context, parent Ref, name string, up Upload) (Object, error)
+
+	// Quota reports the account's storage (Features.Quota).
+	Quota(ctx context.Context) (Quota, error)
+}
+
+// Opener is implemented by drivers that serve bytes themselves instead of
+// through links (Features.Links false), such as the local driver.
+type Opener interface {
+	// Open returns length bytes of file from offset on (length < 0: to the
+	// end). The stream is read sequentially and closed by the caller.
+	Open(ctx context.Context, file Ref, offset, length int64) (io.ReadCloser, error)
+}
+
+// Closer is implemented by drivers that hold resources (background token
+// refreshers, idle connections) to be released when the bridge stops.
+type Closer interface {
+	Close() error
+}
+
+// Loginer is implemented by drivers whose account is authorized
+// interactively (OAuth device code, authorization code with PKCE). The
+// `bridge login MOUNT` command calls it; it prints what the user must do to
+// out (a code, a URL, a QR code), waits, and stores the tokens under the
+// mount's state directory.
+type Loginer interface {
+	Login(ctx context.Context, out io.Writer, opts LoginOptions) error
+}
+
+// LoginOptions selects the interactive flow.
+type LoginOptions struct {
+	// AuthCode selects the authorization-code flow with PKCE on a loopback
+	// redirect URI instead of the device-code flow.
+	AuthCode bool
+}
+
+// Checker is implemented by drivers that can tell cheaply whether their
+// credentials work (for /healthz). It returns nil, or an error wrapping
+// ErrAuthExpired when the mount needs `bridge login` again.
+type Checker interface {
+	Check(ctx context.Context) error
+}
