@@ -1,0 +1,350 @@
+// Package config reads the bridge's TOML configuration strictly: an unknown
+// key, a missing required value, a duplicate mount path or an unset
+// environment variable is an error that names its key and line, and every
+// problem is reported at once (check-config prints them all).
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+	"golang.org/x/crypto/bcrypt"
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	Server Server  `toml:"server"`
+	Users  []User  `toml:"users"`
+	Mounts []Mount `toml:"mounts"`
+
+	file string // name of the file, for messages
+	src  []byte // the file after ${VAR} expansion
+}
+
+// Server holds process-wide settings.
+type Server struct {
+	Listen string `toml:"listen"`
+	// TempDir is where PUT bodies are buffered before they go to a provider.
+	TempDir string `toml:"temp_dir"`
+	// StateDir holds tokens, cookies and (later) dead properties.
+	StateDir string `toml:"state_dir"`
+	// PropfindInfinity allows Depth: infinity PROPFIND, which walks a whole
+	// provider tree; refused with 403 unless set.
+	PropfindInfinity bool `toml:"propfind_infinity"`
+	// CacheTTL is how long a folder listing is trusted.
+	CacheTTL Duration `toml:"cache_ttl"`
+	// CacheEntries is how many folder listings the LRU keeps.
+	CacheEntries int    `toml:"cache_entries"`
+	LogLevel     string `toml:"log_level"`
+	LogFormat    string `toml:"log_format"`
+}
+
+// User is one WebDAV account.
+type User struct {
+	Name         string   `toml:"name"`
+	PasswordHash string   `toml:"password_hash"`
+	Mounts       []string `toml:"mounts"`
+	ReadOnly     bool     `toml:"read_only"`
+}
+
+// Mount is one driver at one path.
+type Mount struct {
+	Path     string `toml:"path"`
+	Driver   string `toml:"driver"`
+	Download string `toml:"download"`
+	// Options is the driver's own table, decoded by DecodeOptions.
+	Options map[string]any `toml:"options"`
+
+	index int // position in [[mounts]], for locating keys
+}
+
+// Duration is a time.Duration written as "30s" in TOML.
+type Duration struct{ time.Duration }
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText writes the duration back as a Go duration string.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.Duration.String()), nil }
+
+// Download modes of a mount.
+const (
+	DownloadProxy    = "proxy"
+	DownloadRedirect = "redirect"
+)
+
+// Problem is one thing wrong with a configuration.
+type Problem struct {
+	Key  string // e.g. "mounts[1].path"
+	Line int    // 0 when unknown
+	Msg  string
+}
+
+func (p Problem) String() string {
+	if p.Line > 0 {
+		return fmt.Sprintf("line %d: %s: %s", p.Line, p.Key, p.Msg)
+	}
+	if p.Key == "" {
+		return p.Msg
+	}
+	return fmt.Sprintf("%s: %s", p.Key, p.Msg)
+}
+
+// Problems is every problem found; it is an error.
+type Problems []Problem
+
+func (ps Problems) Error() string {
+	lines := make([]string, len(ps))
+	for i, p := range ps {
+		lines[i] = p.String()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Default is the configuration used when no file is given: the local driver
+// over ./data on loopback. Users are added by the caller.
+func Default() *Config {
+	c := &Config{
+		Mounts: []Mount{{Path: "/local", Driver: "local", Options: map[string]any{"root": "./data"}}},
+	}
+	c.applyDefaults()
+	return c
+}
+
+// Load reads and checks the file. Validation against the known drivers is
+// done here too; decoding each driver's options is left to DecodeOptions.
+func Load(file string, knownDrivers []string) (*Config, error) {
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return Parse(file, raw, os.LookupEnv, knownDrivers)
+}
+
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// Parse is Load on bytes, with an injectable environment.
+func Parse(file string, raw []byte, lookupEnv func(string) (string, bool), knownDrivers []string) (*Config, error) {
+	var probs Problems
+	src := expandEnv(raw, lookupEnv, &probs)
+	c := &Config{file: file, src: src}
+	md, err := toml.Decode(string(src), c)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return nil, Problems{{Line: pe.Position.Line, Msg: pe.Message}}
+		}
+		return nil, Problems{{Msg: err.Error()}}
+	}
+	for _, k := range md.Undecoded() {
+		if len(k) >= 2 && k[0] == "mounts" && k[1] == "options" {
+			continue // decoded later by the driver
+		}
+		probs = append(probs, c.problem(k.String(), "unknown key"))
+	}
+	for i := range c.Mounts {
+		c.Mounts[i].index = i
+	}
+	c.applyDefaults()
+	probs = append(probs, c.validate(knownDrivers)...)
+	if len(probs) > 0 {
+		sort.SliceStable(probs, func(i, j int) bool { return probs[i].Line < probs[j].Line })
+		return nil, probs
+	}
+	return c, nil
+}
+
+// expandEnv replaces ${NAME} with the environment's value; "$${" stays a
+// literal "${". An unset variable is a problem on its line.
+func expandEnv(raw []byte, lookupEnv func(string) (string, bool), probs *Problems) []byte {
+	lines := bytes.Split(raw, []byte("\n"))
+	for i, line := range lines {
+		if !bytes.Contains(line, []byte("${")) {
+			continue
+		}
+		const escaped = "\x00ESCAPED\x00"
+		s := strings.ReplaceAll(string(line), "$${", escaped)
+		s = envRef.ReplaceAllStringFunc(s, func(ref string) string {
+			name := envRef.FindStringSubmatch(ref)[1]
+			v, ok := lookupEnv(name)
+			if !ok {
+				*probs = append(*probs, Problem{Key: ref, Line: i + 1, Msg: "environment variable " + name + " is not set"})
+			}
+			// TOML basic strings need their quotes and backslashes escaped.
+			return strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(v)
+		})
+		lines[i] = []byte(strings.ReplaceAll(s, escaped, "${"))
+	}
+	return bytes.Join(lines, []byte("\n"))
+}
+
+func (c *Config) applyDefaults() {
+	s := &c.Server
+	if s.Listen == "" {
+		s.Listen = "127.0.0.1:8080"
+	}
+	if s.StateDir == "" {
+		s.StateDir = "./state"
+	}
+	if s.TempDir == "" {
+		s.TempDir = path.Join(os.TempDir(), "webdav-bridge")
+	}
+	if s.CacheTTL.Duration == 0 {
+		s.CacheTTL.Duration = 30 * time.Second
+	}
+	if s.CacheEntries == 0 {
+		s.CacheEntries = 4096
+	}
+	if s.LogLevel == "" {
+		s.LogLevel = "info"
+	}
+	if s.LogFormat == "" {
+		s.LogFormat = "json"
+	}
+	for i := range c.Mounts {
+		if c.Mounts[i].Download == "" {
+			c.Mounts[i].Download = DownloadProxy
+		}
+		if c.Mounts[i].Options == nil {
+			c.Mounts[i].Options = map[string]any{}
+		}
+	}
+}
+
+func (c *Config) validate(knownDrivers []string) Problems {
+	var probs Problems
+	add := func(key, format string, args ...any) {
+		probs = append(probs, c.problem(key, fmt.Sprintf(format, args...)))
+	}
+	switch c.Server.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		add("server.log_level", "must be debug, info, warn or error, not %q", c.Server.LogLevel)
+	}
+	switch c.Server.LogFormat {
+	case "json", "console":
+	default:
+		add("server.log_format", "must be json or console, not %q", c.Server.LogFormat)
+	}
+	if c.Server.CacheTTL.Duration < 0 {
+		add("server.cache_ttl", "must not be negative")
+	}
+	if c.Server.CacheEntries < 0 {
+		add("server.cache_entries", "must not be negative")
+	}
+
+	mountPaths := map[string]bool{}
+	for i, m := range c.Mounts {
+		key := fmt.Sprintf("mounts[%d]", i)
+		switch {
+		case m.Path == "":
+			add(key+".path", "is required")
+		case !validMountPath(m.Path):
+			add(key+".path", "must be one folder name below the root, like \"/disktop\", not %q", m.Path)
+		case mountPaths[m.Path]:
+			add(key+".path", "duplicate mount path %q", m.Path)
+		}
+		mountPaths[m.Path] = true
+		if m.Driver == "" {
+			add(key+".driver", "is required")
+		} else if !contains(knownDrivers, m.Driver) {
+			add(key+".driver", "unknown driver %q (known: %s)", m.Driver, strings.Join(knownDrivers, ", "))
+		}
+		if m.Download != DownloadProxy && m.Download != DownloadRedirect {
+			add(key+".download", "must be %q or %q, not %q", DownloadProxy, DownloadRedirect, m.Download)
+		}
+	}
+
+	names := map[string]bool{}
+	for i, u := range c.Users {
+		key := fmt.Sprintf("users[%d]", i)
+		switch {
+		case u.Name == "":
+			add(key+".name", "is required")
+		case strings.ContainsAny(u.Name, ":\x00"):
+			add(key+".name", "must not contain ':'")
+		case names[u.Name]:
+			add(key+".name", "duplicate user %q", u.Name)
+		}
+		names[u.Name] = true
+		if u.PasswordHash == "" {
+			add(key+".password_hash", "is required (make one with `bridge hash-password`)")
+		} else if _, err := bcrypt.Cost([]byte(u.PasswordHash)); err != nil {
+			add(key+".password_hash", "is not a bcrypt hash (make one with `bridge hash-password`)")
+		}
+		if len(u.Mounts) == 0 {
+			add(key+".mounts", "is required: a list of mount paths, or [\"*\"] for all")
+		}
+		for _, p := range u.Mounts {
+			if p != "*" && !mountPaths[p] {
+				add(key+".mounts", "no mount at %q", p)
+			}
+		}
+	}
+	if len(c.Users) == 0 {
+		probs = append(probs, Problem{Key: "users", Msg: "at least one [[users]] entry is required: the bridge never serves without authentication"})
+	}
+	return probs
+}
+
+func validMountPath(p string) bool {
+	return len(p) > 1 && p[0] == '/' && !strings.ContainsAny(p[1:], "/\\\x00") && p != "/." && p != "/.."
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// DecodeOptions decodes mount i's [mounts.options] table into v (a pointer
+// to a struct with toml tags). An unknown key is a Problem naming it.
+func (c *Config) DecodeOptions(i int, v any) error {
+	m := c.Mounts[i]
+	var buf bytes.Buffer
+	if err := toml.NewEncoder(&buf).Encode(m.Options); err != nil {
+		return fmt.Errorf("mounts[%d].options: %w", i, err)
+	}
+	md, err := toml.Decode(buf.String(), v)
+	if err != nil {
+		return Problems{c.problem(fmt.Sprintf("mounts[%d].options", i), err.Error())}
+	}
+	var probs Problems
+	for _, k := range md.Undecoded() {
+		probs = append(probs, c.problem(fmt.Sprintf("mounts[%d].options.%s", i, k), "unknown key for driver "+m.Driver))
+	}
+	if len(probs) > 0 {
+		return probs
+	}
+	return nil
+}
+
+// Problem builds a problem for key, with the line it is on when found;
+// used by callers that validate further (driver options).
+func (c *Config) problem(key, msg string) Problem {
+	return Problem{Key: key, Line: locate(c.src, key), Msg: msg}
+}
+
+// Problem returns a Problem for key located in the file.
+func (c *Config) Problem(key, msg string) Problem { return c.problem(key, msg) }
+
+// File is the configuration file's name ("" for the built-in default).
+func (c *Config) File() string { return c.file }

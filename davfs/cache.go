@@ -1,0 +1,109 @@
+package davfs
+
+import (
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/golang-lru/v2/expirable"
+
+	"bridge/drivers"
+)
+
+// listing is one folder's entries as last listed (or as changed since by
+// writes through the bridge, so a client sees its own change at once).
+type listing struct {
+	mu      sync.RWMutex
+	entries map[string]drivers.Object
+}
+
+func newListing(objs []drivers.Object) *listing {
+	l := &listing{entries: make(map[string]drivers.Object, len(objs))}
+	for _, o := range objs {
+		if _, dup := l.entries[o.Name]; !dup && o.Name != "" {
+			l.entries[o.Name] = o
+		}
+	}
+	return l
+}
+
+func (l *listing) get(name string) (drivers.Object, bool) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	o, ok := l.entries[name]
+	return o, ok
+}
+
+// sorted returns the entries by name, a stable order for clients.
+func (l *listing) sorted() []drivers.Object {
+	l.mu.RLock()
+	out := make([]drivers.Object, 0, len(l.entries))
+	for _, o := range l.entries {
+		out = append(out, o)
+	}
+	l.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+func (l *listing) put(o drivers.Object) {
+	l.mu.Lock()
+	l.entries[o.Name] = o
+	l.mu.Unlock()
+}
+
+func (l *listing) remove(name string) {
+	l.mu.Lock()
+	delete(l.entries, name)
+	l.mu.Unlock()
+}
+
+// listCache keeps folder listings by "mountpath:dir" in an LRU with a TTL.
+type listCache struct {
+	lru *expirable.LRU[string, *listing]
+}
+
+func newListCache(entries int, ttl time.Duration) *listCache {
+	return &listCache{lru: expirable.NewLRU[string, *listing](entries, nil, ttl)}
+}
+
+func cacheKey(mount, dir string) string { return mount + ":" + dir }
+
+func (c *listCache) get(mount, dir string) (*listing, bool) {
+	return c.lru.Get(cacheKey(mount, dir))
+}
+
+func (c *listCache) add(mount, dir string, l *listing) { c.lru.Add(cacheKey(mount, dir), l) }
+
+// entryChanged records obj as the entry name of dir, if dir is cached.
+func (c *listCache) entryChanged(mount, dir string, obj drivers.Object) {
+	if l, ok := c.lru.Peek(cacheKey(mount, dir)); ok {
+		l.put(obj)
+	}
+}
+
+// entryRemoved drops name from dir's listing, if cached.
+func (c *listCache) entryRemoved(mount, dir, name string) {
+	if l, ok := c.lru.Peek(cacheKey(mount, dir)); ok {
+		l.remove(name)
+	}
+}
+
+// forgetTree drops the listings of dir and of every folder below it:
+// after a move or delete their paths no longer name the same folders.
+func (c *listCache) forgetTree(mount, dir string) {
+	key := cacheKey(mount, dir)
+	prefix := key + "/"
+	if dir == "/" {
+		prefix = key
+	}
+	for _, k := range c.lru.Keys() {
+		if k == key || strings.HasPrefix(k, prefix) {
+			c.lru.Remove(k)
+		}
+	}
+}
+
+// forget drops one folder's listing (when the outcome of a write is unknown).
+func (c *listCache) forget(mount, dir string) { c.lru.Remove(cacheKey(mount, dir)) }

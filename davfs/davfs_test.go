@@ -1,0 +1,516 @@
+package davfs
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"bridge/auth"
+	"bridge/drivers"
+)
+
+type testEnv struct {
+	srv     *Server
+	http    *httptest.Server
+	tempDir string
+}
+
+func newEnv(t *testing.T, opts Options, mounts ...Mount) *testEnv {
+	t.Helper()
+	opts.Mounts = mounts
+	if opts.TempDir == "" {
+		opts.TempDir = t.TempDir()
+	}
+	opts.Logger = zerolog.Nop()
+	s, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(s)
+	t.Cleanup(hs.Close)
+	return &testEnv{srv: s, http: hs, tempDir: opts.TempDir}
+}
+
+func (e *testEnv) do(t *testing.T, method, p string, body io.Reader, hdr ...string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(method, e.http.URL+p, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
+func readBody(t *testing.T, resp *http.Response) string {
+	t.Helper()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func wantStatus(t *testing.T, resp *http.Response, want int) {
+	t.Helper()
+	if resp.StatusCode != want {
+		t.Fatalf("%s %s: status %d, want %d; body %q", resp.Request.Method, resp.Request.URL.Path, resp.StatusCode, want, readBody(t, resp))
+	}
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b)
+	return b
+}
+
+// seed puts files into the driver directly, behind the bridge's back.
+func seed(t *testing.T, d *memDriver, dir string, n int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	parent := d.add("root", dir, true, nil)
+	for i := 0; i < n; i++ {
+		d.add(parent.id, fmt.Sprintf("f%03d.txt", i), false, []byte(fmt.Sprint(i)))
+	}
+}
+
+func TestPropfindCostsOnlyListingCalls(t *testing.T) {
+	d := newMemDriver(t, allFeatures())
+	seed(t, d, "dir", 50)
+	e := newEnv(t, Options{}, Mount{Path: "/m", Driver: d})
+
+	resp := e.do(t, "PROPFIND", "/m/dir/", nil, "Depth", "1")
+	wantStatus(t, resp, http.StatusMultiStatus)
+	body := readBody(t, resp)
+	if n := strings.Count(body, "<D:response>"); n != 51 {
+		t.Fatalf("cold PROPFIND listed %d responses, want 51", n)
+	}
+	// Cold: the mount root's listing (to find dir) and dir's own; no
+	// per-entry call, no content read.
+	cold := e.srv.ProviderCalls("/m")
+	if cold[OpList] != 2 || cold[OpLink] != 0 || cold[OpOpen] != 0 || cold[OpRoot] != 1 {
+		t.Fatalf("cold PROPFIND calls = %v, want 1 root, 2 lists, nothing else", cold)
+	}
+	if !strings.Contains(body, "<D:getcontenttype>text/plain; charset=utf-8</D:getcontenttype>") {
+		t.Fatalf("content type not from extension: %s", body[:400])
+	}
+	resp = e.do(t, "PROPFIND", "/m/dir/", nil, "Depth", "1")
+	wantStatus(t, resp, http.StatusMultiStatus)
+	readBody(t, resp)
+	if warm := e.srv.ProviderCalls("/m"); fmt.Sprint(warm) != fmt.Sprint(cold) {
+		t.Fatalf("warm PROPFIND made provider calls: before %v, after %v", cold, warm)
+	}
+}
+
+func TestConcurrentColdListingIsShared(t *testing.T) {
+	d := newMemDriver(t, allFeatures())
+	seed(t, d, "dir", 3)
+	e := newEnv(t, Options{}, Mount{Path: "/m", Driver: d})
+	d.listDelay = make(chan struct{})
+	var wg sync.WaitGroup
+	statuses := make(chan int, 8)
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequest("PROPFIND", e.http.URL+"/m/", nil)
+			req.Header.Set("Depth", "1")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				statuses <- 0
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			statuses <- resp.StatusCode
+		}()
+	}
+	time.Sleep(100 * time.Millisecond) // let them pile up on the cold folder
+	close(d.listDelay)
+	wg.Wait()
+	close(statuses)
+	for s := range statuses {
+		if s != http.StatusMultiStatus {
+			t.Fatalf("status %d", s)
+		}
+	}
+	if n := e.srv.ProviderCalls("/m")[OpList]; n != 1 {
+		t.Fatalf("8 concurrent cold PROPFINDs made %d list calls, want 1", n)
+	}
+}
+
+func TestWritesUpdateTheCache(t *testing.T) {
+	d := newMemDriver(t, allFeatures())
+	e := newEnv(t, Options{CacheTTL: time.Hour}, Mount{Path: "/m", Driver: d})
+	wantStatus(t, e.do(t, "PROPFIND", "/m/", nil, "Depth", "1"), http.StatusMultiStatus)
+	wantStatus(t, e.do(t, "MKCOL", "/m/new", nil), http.StatusCreated)
+	wantStatus(t, e.do(t, "PUT", "/m/new/a.txt", strings.NewReader("hello")), http.StatusCreated)
+	before := e.srv.ProviderCalls("/m")[OpList]
+	resp := e.do(t, "PROPFIND", "/m/new/", nil, "Depth", "1")
+	wantStatus(t, resp, http.StatusMultiStatus)
+	if body := readBody(t, resp); !strings.Contains(body, "a.txt") {
+		t.Fatalf("own PUT not visible: %s", body)
+	}
+	if after := e.srv.ProviderCalls("/m")[OpList]; after != before {
+		t.Fatalf("listing a folder made by MKCOL cost %d list calls", after-before)
+	}
+	wantStatus(t, e.do(t, "DELETE", "/m/new/a.txt", nil), http.StatusNoContent)
+	wantStatus(t, e.do(t, "GET", "/m/new/a.txt", nil), http.StatusNotFound)
+}
+
+func TestRangesThroughLinks(t *testing.T) {
+	data := randomBytes(300_000)
+	for _, tc := range []struct {
+		name  string
+		setup func(d *memDriver)
+	}{
+		{"plain", func(d *memDriver) {}},
+		{"provider ignores Range", func(d *memDriver) { d.ignoreRange = true }},
+		{"link refused once", func(d *memDriver) { d.forbidLinks.Store(1) }},
+		{"body cut mid-stream", func(d *memDriver) { d.cutAfter.Store(70_000) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := newMemDriver(t, allFeatures())
+			e := newEnv(t, Options{}, Mount{Path: "/m", Driver: d})
+			wantStatus(t, e.do(t, "PUT", "/m/v.bin", bytes.NewReader(data)), http.StatusCreated)
+			tc.setup(d)
+			for _, r := range []struct {
+				hdr        string
+				start, end int
+			}{{"bytes=0-99999", 0, 100000}, {"bytes=150000-150099", 150000, 150100}, {"bytes=-1000", 299000, 300000}, {"", 0, 300000}} {
+				var resp *http.Response
+				if r.hdr == "" {
+					resp = e.do(t, "GET", "/m/v.bin", nil)
+					wantStatus(t, resp, http.StatusOK)
+				} else {
+					resp = e.do(t, "GET", "/m/v.bin", nil, "Range", r.hdr)
+					wantStatus(t, resp, http.StatusPartialContent)
+				}
+				if got := readBody(t, resp); got != string(data[r.start:r.end]) {
+					t.Fatalf("%q: got %d bytes, not the right ones", r.hdr, len(got))
+				}
+			}
+			if n := e.srv.ProviderCalls("/m")[OpLink]; tc.name != "link refused once" && n != 1 {
+				t.Fatalf("link calls = %d, want 1 (reused until near expiry)", n)
+			} else if tc.name == "link refused once" && n != 2 {
+				t.Fatalf("link calls = %d, want 2 (one refresh)", n)
+			}
+		})
+	}
+}
+
+func TestMultiRangeAndUnsatisfiable(t *testing.T) {
+	d := newMemDriver(t, allFeatures())
+	e := newEnv(t, Options{}, Mount{Path: "/m", Driver: d})
+	data := randomBytes(5000)
+	wantStatus(t, e.do(t, "PUT", "/m/f.bin", bytes.NewReader(data)), http.StatusCreated)
+	resp := e.do(t, "GET", "/m/f.bin", nil, "Range", "bytes=0-9,100-109")
+	wantStatus(t, resp, http.StatusPartialContent)
+	_, params, err := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mr := multipart.NewReader(resp.Body, params["boundary"])
+	for _, want := range [][]byte{data[0:10], data[100:110]} {
+		part, err := mr.NextPart()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(part)
+		if !bytes.Equal(got, want) {
+			t.Fatalf("part %q = %x, want %x", part.Header.Get("Content-Range"), got, want)
+		}
+	}
+	wantStatus(t, e.do(t, "GET", "/m/f.bin", nil, "Range", "bytes=9000-9100"), http.StatusRequestedRangeNotSatisfiable)
+}
+
+func TestRedirectOnlyWhenAsked(t *testing.T) {
+	d := newMemDriver(t, allFeatures())
+	e := newEnv(t, Options{}, Mount{Path: "/r", Driver: d, Redirect: true}, Mount{Path: "/p", Driver: d})
+	wantStatus(t, e.do(t, "PUT", "/p/f.txt", strings.NewReader("x")), http.StatusCreated)
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.Get(e.http.URL + "/r/f.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound || !strings.HasPrefix(resp.Header.Get("Location"), d.srv.URL) {
+		t.Fatalf("redirect mount: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	resp, err = client.Get(e.http.URL + "/p/f.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Location") != "" || readBody(t, resp) != "x" {
+		t.Fatalf("proxy mount answered %d", resp.StatusCode)
+	}
+}
+
+func TestCopyAndMoveAreServerSide(t *testing.T) {
+	d := newMemDriver(t, allFeatures())
+	e := newEnv(t, Options{}, Mount{Path: "/m", Driver: d})
+	wantStatus(t, e.do(t, "MKCOL", "/m/a", nil), http.StatusCreated)
+	wantStatus(t, e.do(t, "MKCOL", "/m/b", nil), http.StatusCreated)
+	wantStatus(t, e.do(t, "PUT", "/m/a/f.txt", strings.NewReader("one")), http.StatusCreated)
+	base := e.srv.ProviderCalls("/m")
+
+	wantStatus(t, e.do(t, "COPY", "/m/a/f.txt", nil, "Destination", "/m/b/g.txt"), http.StatusCreated)
+	wantStatus(t, e.do(t, "COPY", "/m/a", nil, "Destination", e.http.URL+"/m/c"), http.StatusCreated)
+	wantStatus(t, e.do(t, "MOVE", "/m/c", nil, "Destination", "/m/b/c2"), http.StatusCreated)
+	wantStatus(t, e.do(t, "MOVE", "/m/b/g.txt", nil, "Destination", "/m/b/h.txt"), http.StatusCreated)
+	calls := e.srv.ProviderCalls("/m")
+	if calls[OpCopy]-base[OpCopy] != 2 || calls[OpMove]-base[OpMove] != 1 || calls[OpRename]-base[OpRename] != 1 ||
+		calls[OpPut] != base[OpPut] || calls[OpLink] != base[OpLink] {
+		t.Fatalf("calls before %v after %v: want 2 copies, 1 move, 1 rename, no upload or download", base, calls)
+	}
+	for p, want := range map[string]string{"/a/f.txt": "one", "/b/h.txt": "one", "/b/c2/f.txt": "one"} {
+		if got, ok := d.file(p); !ok || string(got) != want {
+			t.Fatalf("%s = %q, %v", p, got, ok)
+		}
+	}
+	if _, ok := d.file("/c"); ok {
+		t.Fatal("moved folder still at its source")
+	}
+}
+
+func TestCopyMoveFallbacks(t *testing.T) {
+	d := newMemDriver(t, drivers.Features{Links: true, EmptyFiles: true}) // no copy, no move
+	other := newMemDriver(t, allFeatures())
+	e := newEnv(t, Options{}, Mount{Path: "/m", Driver: d}, Mount{Path: "/o", Driver: other})
+	wantStatus(t, e.do(t, "MKCOL", "/m/a", nil), http.StatusCreated)
+	wantStatus(t, e.do(t, "MKCOL", "/m/b", nil), http.StatusCreated)
+	wantStatus(t, e.do(t, "PUT", "/m/a/f.txt", strings.NewReader("one")), http.StatusCreated)
+
+	wantStatus(t, e.do(t, "COPY", "/m/a", nil, "Destination", "/m/c"), http.StatusCreated)
+	wantStatus(t, e.do(t, "MOVE", "/m/c", nil, "Destination", "/m/b/c"), http.StatusCreated)
+	wantStatus(t, e.do(t, "MOVE", "/m/a", nil, "Destination", "/o/a"), http.StatusCreated)
+	for drv, files := range map[*memDriver]map[string]string{d: {"/b/c/f.txt": "one"}, other: {"/a/f.txt": "one"}} {
+		for p, want := range files {
+			if got, ok := drv.file(p); !ok || string(got) != want {
+				t.Fatalf("%s = %q, %v", p, got, ok)
+			}
+		}
+	}
+	for _, gone := range []string{"/c", "/a"} {
+		if _, ok := d.file(gone); ok {
+			t.Fatalf("%s still there after MOVE", gone)
+		}
+	}
+	if n := e.srv.ProviderCalls("/m")[OpCopy]; n != 0 {
+		t.Fatalf("%d copy calls to a driver without copy", n)
+	}
+}
+
+func TestCopyMoveRules(t *testing.T) {
+	d := newMemDriver(t, allFeatures())
+	e := newEnv(t, Options{}, Mount{Path: "/m", Driver: d})
+	wantStatus(t, e.do(t, "MKCOL", "/m/a", nil), http.StatusCreated)
+	wantStatus(t, e.do(t, "PUT", "/m/x", strings.NewReader("new")), http.StatusCreated)
+	wantStatus(t, e.do(t, "PUT", "/m/y", strings.NewReader("old")), http.StatusCreated)
+
+	wantStatus(t, e.do(t, "MOVE", "/m/a", nil, "Destination", "/m/a/sub"), http.StatusConflict)
+	wantStatus(t, e.do(t, "MOVE", "/m/x", nil, "Destination", "/m/y", "Overwrite", "F"), http.StatusPreconditionFailed)
+	wantStatus(t, e.do(t, "MOVE", "/m/x", nil, "Destination", "/m/nope/y"), http.StatusConflict)
+	wantStatus(t, e.do(t, "COPY", "/m/x", nil, "Destination", "/m/x"), http.StatusForbidden)
+	wantStatus(t, e.do(t, "COPY", "/m/x", nil, "Destination", "http://elsewhere.example/m/z"), http.StatusBadGateway)
+	// No Overwrite header means T (RFC 4918), unlike x/net.
+	wantStatus(t, e.do(t, "MOVE", "/m/x", nil, "Destination", "/m/y"), http.StatusNoContent)
+	if got, _ := d.file("/y"); string(got) != "new" {
+		t.Fatalf("y = %q", got)
+	}
+	if n := len(d.nodes); n != 3 { // root, a, y: the set-aside copy is gone
+		t.Fatalf("%d nodes left, want 3", n)
+	}
+	wantStatus(t, e.do(t, "MOVE", "/m", nil, "Destination", "/m2"), http.StatusForbidden)
+}
+
+func TestFailedOverwriteKeepsOldFile(t *testing.T) {
+	d := newMemDriver(t, allFeatures())
+	e := newEnv(t, Options{}, Mount{Path: "/m", Driver: d})
+	wantStatus(t, e.do(t, "PUT", "/m/f", strings.NewReader("old")), http.StatusCreated)
+	wantStatus(t, e.do(t, "PUT", "/m/g", strings.NewReader("new")), http.StatusCreated)
+	d.mu.Lock()
+	var g string
+	for id, n := range d.nodes {
+		if n.name == "g" {
+			g = id
+		}
+	}
+	d.mu.Unlock()
+	// The move's source vanishes behind the bridge's back: the provider
+	// fails the move, and the set-aside original must come back.
+	d.mu.Lock()
+	delete(d.nodes, g)
+	d.mu.Unlock()
+	resp := e.do(t, "MOVE", "/m/g", nil, "Destination", "/m/f")
+	if resp.StatusCode < 400 {
+		t.Fatalf("MOVE of a vanished file answered %d", resp.StatusCode)
+	}
+	if got, ok := d.file("/f"); !ok || string(got) != "old" {
+		t.Fatalf("overwritten file lost: %q %v", got, ok)
+	}
+}
+
+func TestPutFailuresMapToStatuses(t *testing.T) {
+	for _, tc := range []struct {
+		err    error
+		status int
+		retry  string
+	}{
+		{fmt.Errorf("x: %w", drivers.ErrQuota), http.StatusInsufficientStorage, ""},
+		{fmt.Errorf("x: %w", drivers.ErrTooLarge), http.StatusRequestEntityTooLarge, ""},
+		{fmt.Errorf("x: %w", drivers.ErrInvalidName), http.StatusBadRequest, ""},
+		{drivers.WithRetryAfter(drivers.ErrRateLimited, 7*time.Second), http.StatusServiceUnavailable, "7"},
+		{fmt.Errorf("upload to https://up.example/?sig=SECRETSIG: %w", drivers.ErrUnavailable), http.StatusBadGateway, ""},
+		{fmt.Errorf("x: %w", drivers.ErrAuthExpired), http.StatusServiceUnavailable, "30"},
+	} {
+		d := newMemDriver(t, allFeatures())
+		e := newEnv(t, Options{}, Mount{Path: "/m", Driver: d})
+		wantStatus(t, e.do(t, "PUT", "/m/f", strings.NewReader("old")), http.StatusCreated)
+		d.failPut = tc.err
+		resp := e.do(t, "PUT", "/m/f", strings.NewReader("new content"))
+		body := readBody(t, resp)
+		if resp.StatusCode != tc.status || resp.Header.Get("Retry-After") != tc.retry {
+			t.Fatalf("%v: status %d Retry-After %q, want %d %q", tc.err, resp.StatusCode, resp.Header.Get("Retry-After"), tc.status, tc.retry)
+		}
+		if strings.Contains(body, "SECRETSIG") {
+			t.Fatalf("error body leaks the provider's detail: %q", body)
+		}
+		if got, _ := d.file("/f"); string(got) != "old" {
+			t.Fatalf("failed overwrite changed the file to %q", got)
+		}
+		if left, _ := os.ReadDir(e.tempDir); len(left) != 0 {
+			t.Fatalf("temp files left after a failed PUT: %v", left)
+		}
+	}
+}
+
+func TestPutRules(t *testing.T) {
+	d := newMemDriver(t, drivers.Features{Links: true, MaxFileSize: 10})
+	e := newEnv(t, Options{}, Mount{Path: "/m", Driver: d})
+	wantStatus(t, e.do(t, "PUT", "/m/missing/f", strings.NewReader("x")), http.StatusConflict)
+	wantStatus(t, e.do(t, "PUT", "/m/big", strings.NewReader("more than ten bytes")), http.StatusRequestEntityTooLarge)
+	wantStatus(t, e.do(t, "PUT", "/m/empty", strings.NewReader("")), http.StatusNotImplemented)
+	wantStatus(t, e.do(t, "PUT", "/m", strings.NewReader("x")), http.StatusMethodNotAllowed)
+	wantStatus(t, e.do(t, "PUT", "/top.txt", strings.NewReader("x")), http.StatusForbidden)
+	wantStatus(t, e.do(t, "MKCOL", "/m/dir", nil), http.StatusCreated)
+	wantStatus(t, e.do(t, "PUT", "/m/dir", strings.NewReader("x")), http.StatusMethodNotAllowed)
+	wantStatus(t, e.do(t, "MKCOL", "/m/dir", nil), http.StatusMethodNotAllowed)
+	wantStatus(t, e.do(t, "MKCOL", "/m/x/y", nil), http.StatusConflict)
+	if n := e.srv.ProviderCalls("/m")[OpPut]; n != 0 {
+		t.Fatalf("%d uploads for refused PUTs", n)
+	}
+}
+
+func TestBadRequests(t *testing.T) {
+	d := newMemDriver(t, allFeatures())
+	e := newEnv(t, Options{}, Mount{Path: "/m", Driver: d})
+	wantStatus(t, e.do(t, "PROPFIND", "/m/", nil, "Depth", "infinity"), http.StatusForbidden)
+	wantStatus(t, e.do(t, "PROPFIND", "/m/", nil), http.StatusForbidden)
+	wantStatus(t, e.do(t, "PROPFIND", "/m/", strings.NewReader("<propfind><oops"), "Depth", "0"), http.StatusBadRequest)
+	wantStatus(t, e.do(t, "GET", "/m/a%00b", nil), http.StatusBadRequest)
+	wantStatus(t, e.do(t, "GET", "/m/../m/x", nil), http.StatusBadRequest)
+	wantStatus(t, e.do(t, "GET", "/nomount/x", nil), http.StatusNotFound)
+	resp := e.do(t, "GET", "/", nil)
+	wantStatus(t, resp, http.StatusOK)
+	if body := readBody(t, resp); !strings.Contains(body, `href="./m/"`) {
+		t.Fatalf("root listing: %s", body)
+	}
+}
+
+func TestVisibilityAndReadOnly(t *testing.T) {
+	d := newMemDriver(t, allFeatures())
+	s, err := New(Options{TempDir: t.TempDir(), Logger: zerolog.Nop(), Mounts: []Mount{{Path: "/a", Driver: d}, {Path: "/b", Driver: newMemDriver(t, allFeatures())}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	user := &auth.User{Name: "u", Mounts: []string{"/a"}, ReadOnly: true}
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.ServeHTTP(w, r.WithContext(auth.WithUser(r.Context(), user)))
+	}))
+	defer hs.Close()
+	e := &testEnv{srv: s, http: hs}
+	resp := e.do(t, "PROPFIND", "/", nil, "Depth", "1")
+	wantStatus(t, resp, http.StatusMultiStatus)
+	if body := readBody(t, resp); strings.Contains(body, "/b/") || !strings.Contains(body, "/a/") {
+		t.Fatalf("root lists: %s", body)
+	}
+	wantStatus(t, e.do(t, "PROPFIND", "/b/", nil, "Depth", "0"), http.StatusNotFound)
+	for _, m := range []string{"PUT", "MKCOL", "DELETE", "PROPPATCH", "LOCK"} {
+		wantStatus(t, e.do(t, m, "/a/x", nil), http.StatusForbidden)
+	}
+	wantStatus(t, e.do(t, "COPY", "/a/x", nil, "Destination", "/a/y"), http.StatusForbidden)
+	wantStatus(t, e.do(t, "MOVE", "/a/x", nil, "Destination", "/a/y"), http.StatusForbidden)
+}
+
+func TestLockedResourceNeedsToken(t *testing.T) {
+	d := newMemDriver(t, allFeatures())
+	e := newEnv(t, Options{}, Mount{Path: "/m", Driver: d})
+	lockBody := `<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype><D:owner>t</D:owner></D:lockinfo>`
+	resp := e.do(t, "LOCK", "/m/f.txt", strings.NewReader(lockBody))
+	wantStatus(t, resp, http.StatusCreated)
+	token := resp.Header.Get("Lock-Token")
+	if token == "" {
+		t.Fatal("no Lock-Token")
+	}
+	if _, ok := d.file("/f.txt"); !ok {
+		t.Fatal("LOCK on an unmapped URL made no empty file")
+	}
+	wantStatus(t, e.do(t, "PUT", "/m/f.txt", strings.NewReader("x")), http.StatusLocked)
+	wantStatus(t, e.do(t, "PUT", "/m/f.txt", strings.NewReader("x"), "If", "("+token+")"), http.StatusNoContent)
+	wantStatus(t, e.do(t, "PUT", "/m/f.txt", strings.NewReader("x"), "If", "(<opaquelocktoken:bogus>)"), http.StatusPreconditionFailed)
+	wantStatus(t, e.do(t, "UNLOCK", "/m/f.txt", nil, "Lock-Token", token), http.StatusNoContent)
+	wantStatus(t, e.do(t, "DELETE", "/m/f.txt", nil), http.StatusNoContent)
+}
+
+func TestStaleSpoolsRemovedAtStart(t *testing.T) {
+	dir := t.TempDir()
+	stale := filepath.Join(dir, spoolPrefix+"999999999-123")
+	foreign := filepath.Join(dir, "unrelated")
+	for _, f := range []string{stale, foreign} {
+		if err := os.WriteFile(f, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := New(Options{TempDir: dir, Logger: zerolog.Nop()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Fatal("stale upload buffer survived the start")
+	}
+	if _, err := os.Stat(foreign); err != nil {
+		t.Fatal("a file that is not ours was removed")
+	}
+}
+
+func TestProviderFailureOnPropfind(t *testing.T) {
+	d := newMemDriver(t, allFeatures())
+	e := newEnv(t, Options{}, Mount{Path: "/m", Driver: &failingList{d}})
+	wantStatus(t, e.do(t, "PROPFIND", "/m/", nil, "Depth", "1"), http.StatusBadGateway)
+}
+
+type failingList struct{ *memDriver }
+
+func (f *failingList) List(ctx context.Context, dir drivers.Ref) ([]drivers.Object, error) {
+	return nil, fmt.Errorf("boom: %w", drivers.ErrUnavailable)
+}

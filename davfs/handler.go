@@ -1,0 +1,398 @@
+package davfs
+
+import (
+	"errors"
+	"fmt"
+	"html/template"
+	"io"
+	"net/http"
+	"net/url"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"bridge/auth"
+	"bridge/drivers"
+)
+
+// writeMethods are refused to read-only users.
+var writeMethods = map[string]bool{
+	"PUT": true, "DELETE": true, "MKCOL": true, "COPY": true, "MOVE": true,
+	"PROPPATCH": true, "LOCK": true,
+}
+
+// ServeHTTP serves the share. The user, if any, comes from the request's
+// context (auth.WithUser); visibility and read-only are enforced here.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	t, err := s.resolve(ctx, r.URL.Path)
+	if isNotFound(err) && (r.Method == "PUT" || r.Method == "MKCOL") {
+		if clean, cerr := cleanPath(r.URL.Path); cerr == nil && strings.Count(clean, "/") == 1 {
+			err = errFixedFolder // new names directly in the share root
+		}
+	}
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if u := auth.UserFrom(ctx); u != nil && u.ReadOnly && writeMethods[r.Method] {
+		writeStatus(w, http.StatusForbidden, "read-only user")
+		return
+	}
+	switch r.Method {
+	case "GET", "HEAD", "POST":
+		s.serveGet(w, r, t)
+	case "PUT":
+		s.servePut(w, r, t)
+	case "DELETE":
+		s.serveDelete(w, r, t)
+	case "MKCOL":
+		s.serveMkcol(w, r, t)
+	case "COPY", "MOVE":
+		s.serveCopyMove(w, r, t)
+	case "PROPFIND":
+		s.servePropfind(w, r, t)
+	case "OPTIONS", "PROPPATCH", "LOCK", "UNLOCK":
+		s.delegate(w, r, t)
+	default:
+		w.Header().Set("Allow", "OPTIONS, GET, HEAD, PUT, DELETE, MKCOL, COPY, MOVE, PROPFIND, PROPPATCH, LOCK, UNLOCK")
+		writeStatus(w, http.StatusMethodNotAllowed, "")
+	}
+}
+
+// delegate hands the request to x/net/webdav with the cleaned path.
+func (s *Server) delegate(w http.ResponseWriter, r *http.Request, t target) {
+	r2 := r.Clone(r.Context())
+	p := t.full
+	if strings.HasSuffix(r.URL.Path, "/") && p != "/" {
+		p += "/"
+	}
+	r2.URL.Path, r2.URL.RawPath = p, ""
+	s.dav.ServeHTTP(w, r2)
+}
+
+func (s *Server) servePropfind(w http.ResponseWriter, r *http.Request, t target) {
+	ctx := r.Context()
+	depth := r.Header.Get("Depth")
+	if (depth == "" || strings.EqualFold(depth, "infinity")) && !s.opts.PropfindInfinity {
+		w.Header().Set("Content-Type", "application/xml; charset=utf-8")
+		w.WriteHeader(http.StatusForbidden)
+		io.WriteString(w, `<?xml version="1.0" encoding="utf-8"?>`+"\n"+`<D:error xmlns:D="DAV:"><D:propfind-finite-depth/></D:error>`)
+		return
+	}
+	// Look the target (and, for Depth 1, its listing) up here so that a
+	// provider failure gets its own status; x/net would answer 405 or 500.
+	fi, err := s.statInfo(ctx, t)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if fi.IsDir() && depth == "1" {
+		if _, err := s.readdir(ctx, t); err != nil {
+			writeError(w, err)
+			return
+		}
+	}
+	s.delegate(w, r, t)
+}
+
+func (s *Server) serveGet(w http.ResponseWriter, r *http.Request, t target) {
+	ctx := r.Context()
+	fi, err := s.statInfo(ctx, t)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if fi.IsDir() {
+		s.serveListing(w, r, t)
+		return
+	}
+	ref := drivers.Ref{Path: t.rel, Object: fi.obj}
+	if t.m.redirect && t.m.features.Links {
+		l, err := s.link(ctx, t.m, ref, false)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		if l.ClientSafe && len(l.Header) == 0 {
+			http.Redirect(w, r, l.URL, http.StatusFound)
+			return
+		}
+	}
+	etag, _ := fi.ETag(ctx)
+	w.Header().Set("ETag", etag)
+	w.Header().Set("Content-Type", contentType(fi.name))
+	w.Header().Set("Accept-Ranges", "bytes")
+	rd := &rangeReader{ctx: ctx, open: s.openerFor(t.m, ref), size: fi.obj.Size, ends: rangeEnds(r.Header.Get("Range"), fi.obj.Size)}
+	defer rd.Close()
+	if r.Method != http.MethodHead && fi.obj.Size > 0 && r.Header.Get("If-None-Match") == "" {
+		// Open the stream before answering, so that a provider failure is
+		// a proper status instead of a truncated 200.
+		if err := rd.prime(firstRangeStart(rd.ends)); err != nil {
+			writeError(w, err)
+			return
+		}
+	}
+	http.ServeContent(w, r, fi.name, fi.modTime, rd)
+}
+
+// firstRangeStart is where the response's bytes will begin when the
+// request asks for exactly one range, else 0.
+func firstRangeStart(ends map[int64]int64) int64 {
+	if len(ends) == 1 {
+		for start := range ends {
+			return start
+		}
+	}
+	return 0
+}
+
+// prime opens the stream at off.
+func (r *rangeReader) prime(off int64) error {
+	if off >= r.size {
+		return nil
+	}
+	r.pos = off
+	_, err := r.Read(nil)
+	return err
+}
+
+var listingTemplate = template.Must(template.New("listing").Parse(`<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>{{.Path}}</title></head>
+<body><h1>{{.Path}}</h1>
+<table><tr><th>Name</th><th>Size</th><th>Modified</th></tr>
+{{if ne .Path "/"}}<tr><td><a href="../">../</a></td><td></td><td></td></tr>{{end}}
+{{range .Entries}}<tr><td><a href="{{.Href}}">{{.Name}}</a></td><td>{{.Size}}</td><td>{{.Modified}}</td></tr>
+{{end}}</table></body></html>
+`))
+
+type listingEntry struct {
+	Name, Href, Size, Modified string
+}
+
+// serveListing answers GET on a folder with a plain HTML page, for browsers.
+func (s *Server) serveListing(w http.ResponseWriter, r *http.Request, t target) {
+	infos, err := s.readdir(r.Context(), t)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	data := struct {
+		Path    string
+		Entries []listingEntry
+	}{Path: t.full}
+	for _, fi := range infos {
+		e := listingEntry{Name: fi.Name(), Href: (&url.URL{Path: "./" + fi.Name()}).String(), Modified: fi.ModTime().UTC().Format(time.RFC3339)}
+		if fi.IsDir() {
+			e.Name += "/"
+			e.Href += "/"
+		} else {
+			e.Size = strconv.FormatInt(fi.Size(), 10)
+		}
+		data.Entries = append(data.Entries, e)
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	if r.Method == http.MethodHead {
+		return
+	}
+	listingTemplate.Execute(w, data)
+}
+
+// lockedOr confirms locks and answers the failure; ok reports success.
+func (s *Server) lockedOr(w http.ResponseWriter, r *http.Request, src, dst string) (func(), bool) {
+	release, status, err := s.confirmLocks(r, src, dst)
+	if err != nil {
+		writeStatus(w, status, err.Error())
+		return nil, false
+	}
+	return release, true
+}
+
+func (s *Server) servePut(w http.ResponseWriter, r *http.Request, t target) {
+	ctx := r.Context()
+	if t.isShareRoot() {
+		writeError(w, errFixedFolder)
+		return
+	}
+	release, ok := s.lockedOr(w, r, t.full, "")
+	if !ok {
+		return
+	}
+	defer release()
+	// Everything that can be refused is refused before the body is read
+	// (a client sending Expect: 100-continue sends nothing at all).
+	if _, _, err := s.putTarget(ctx, t); err != nil {
+		writeError(w, err)
+		return
+	}
+	if r.ContentLength >= 0 {
+		if err := checkSize(t.m, r.ContentLength); err != nil && !errors.Is(err, drivers.ErrNotSupported) {
+			writeError(w, err)
+			return
+		}
+	}
+	sp, err := newSpool(s.opts.TempDir)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	defer sp.discard()
+	if _, err := io.Copy(sp, r.Body); err != nil {
+		if ctx.Err() == nil {
+			writeStatus(w, http.StatusBadRequest, "could not read the request body")
+		}
+		return
+	}
+	if r.ContentLength >= 0 && sp.size != r.ContentLength {
+		writeStatus(w, http.StatusBadRequest, "body shorter than Content-Length")
+		return
+	}
+	modTime := parseMtime(r.Header.Get("X-OC-Mtime"))
+	obj, created, err := s.put(ctx, t, sp, modTime)
+	if err != nil {
+		s.logFailure(r, err)
+		writeError(w, err)
+		return
+	}
+	if !modTime.IsZero() && t.m.features.SetModTime {
+		w.Header().Set("X-OC-Mtime", "accepted")
+	}
+	etag, _ := s.info(obj.Name, obj).ETag(ctx)
+	w.Header().Set("ETag", etag)
+	if created {
+		writeStatus(w, http.StatusCreated, "")
+	} else {
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+// parseMtime reads ownCloud's X-OC-Mtime (Unix seconds, maybe fractional).
+func parseMtime(h string) time.Time {
+	if h == "" {
+		return time.Time{}
+	}
+	f, err := strconv.ParseFloat(h, 64)
+	if err != nil || f <= 0 {
+		return time.Time{}
+	}
+	sec := int64(f)
+	return time.Unix(sec, int64((f-float64(sec))*1e9))
+}
+
+func (s *Server) serveDelete(w http.ResponseWriter, r *http.Request, t target) {
+	release, ok := s.lockedOr(w, r, t.full, "")
+	if !ok {
+		return
+	}
+	defer release()
+	if err := s.remove(r.Context(), t); err != nil {
+		s.logFailure(r, err)
+		writeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) serveMkcol(w http.ResponseWriter, r *http.Request, t target) {
+	if r.ContentLength > 0 || (r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody) {
+		// RFC 4918 9.3: a body we do not understand is 415.
+		if n, _ := io.CopyN(io.Discard, r.Body, 1); n > 0 {
+			writeStatus(w, http.StatusUnsupportedMediaType, "MKCOL with a body")
+			return
+		}
+	}
+	release, ok := s.lockedOr(w, r, t.full, "")
+	if !ok {
+		return
+	}
+	defer release()
+	err := s.mkdir(r.Context(), t)
+	switch {
+	case err == nil:
+		writeStatus(w, http.StatusCreated, "")
+	case errors.Is(err, drivers.ErrExist), t.isMountRoot():
+		writeStatus(w, http.StatusMethodNotAllowed, "already exists")
+	default:
+		s.logFailure(r, err)
+		writeError(w, err)
+	}
+}
+
+func (s *Server) serveCopyMove(w http.ResponseWriter, r *http.Request, src target) {
+	ctx := r.Context()
+	move := r.Method == "MOVE"
+	if src.isShareRoot() || src.isMountRoot() {
+		writeError(w, errFixedFolder)
+		return
+	}
+	hdr := r.Header.Get("Destination")
+	u, err := url.Parse(hdr)
+	if hdr == "" || err != nil {
+		writeStatus(w, http.StatusBadRequest, "missing or malformed Destination")
+		return
+	}
+	if u.Host != "" && u.Host != r.Host {
+		writeError(w, errBadGateway)
+		return
+	}
+	dst, err := s.resolve(ctx, u.Path)
+	if isNotFound(err) {
+		err = errNoParent // a mount the user cannot see does not exist
+	}
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	// RFC 4918 10.6: no Overwrite header means T (x/net reads it as F,
+	// golang/go#66059).
+	overwrite := true
+	switch r.Header.Get("Overwrite") {
+	case "", "T", "t":
+	case "F", "f":
+		overwrite = false
+	default:
+		writeStatus(w, http.StatusBadRequest, "Overwrite must be T or F")
+		return
+	}
+	deep := true
+	switch d := strings.ToLower(r.Header.Get("Depth")); {
+	case d == "" || d == "infinity":
+	case d == "0" && !move:
+		deep = false
+	default:
+		writeStatus(w, http.StatusBadRequest, "bad Depth for "+r.Method)
+		return
+	}
+	lockSrc := ""
+	if move {
+		lockSrc = src.full
+	}
+	release, ok := s.lockedOr(w, r, lockSrc, dst.full)
+	if !ok {
+		return
+	}
+	defer release()
+	created, err := s.transfer(ctx, src, dst, move, overwrite, deep)
+	if err != nil {
+		s.logFailure(r, err)
+		writeError(w, err)
+		return
+	}
+	if created {
+		writeStatus(w, http.StatusCreated, "")
+	} else {
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+// logFailure logs a failed write with its full (provider-side) error; the
+// client only gets the error's kind. Drivers keep secrets out of errors.
+func (s *Server) logFailure(r *http.Request, err error) {
+	status, _ := statusOf(err)
+	ev := s.log.Warn()
+	if status >= 500 {
+		ev = s.log.Error()
+	}
+	ev.Err(err).Str("method", r.Method).Str("path", path.Clean(r.URL.Path)).Msg(fmt.Sprintf("%s failed", r.Method))
+}

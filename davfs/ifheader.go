@@ -1,0 +1,153 @@
+package davfs
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"golang.org/x/net/webdav"
+)
+
+// ifList is one parenthesized list of an If header (RFC 4918 section 10.4),
+// optionally tagged with the resource it applies to.
+type ifList struct {
+	resource   string
+	conditions []webdav.Condition
+}
+
+// parseIf parses an If header. It returns false when the header is not
+// well formed.
+func parseIf(h string) ([]ifList, bool) {
+	var lists []ifList
+	resource := ""
+	s := strings.TrimSpace(h)
+	for s != "" {
+		switch s[0] {
+		case '<':
+			end := strings.IndexByte(s, '>')
+			if end < 0 {
+				return nil, false
+			}
+			resource = s[1:end]
+			s = strings.TrimSpace(s[end+1:])
+			if !strings.HasPrefix(s, "(") {
+				return nil, false // a tag must be followed by a list
+			}
+		case '(':
+			l, rest, ok := parseIfList(s[1:])
+			if !ok {
+				return nil, false
+			}
+			l.resource = resource
+			lists = append(lists, l)
+			s = strings.TrimSpace(rest)
+		default:
+			return nil, false
+		}
+	}
+	return lists, len(lists) > 0
+}
+
+// parseIfList parses conditions up to the closing parenthesis.
+func parseIfList(s string) (ifList, string, bool) {
+	var l ifList
+	for {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			return l, "", false
+		}
+		if s[0] == ')' {
+			return l, s[1:], len(l.conditions) > 0
+		}
+		var c webdav.Condition
+		if strings.HasPrefix(s, "Not") {
+			c.Not = true
+			s = strings.TrimSpace(s[3:])
+		}
+		if s == "" {
+			return l, "", false
+		}
+		switch s[0] {
+		case '<':
+			end := strings.IndexByte(s, '>')
+			if end < 0 {
+				return l, "", false
+			}
+			c.Token = s[1:end]
+			s = s[end+1:]
+		case '[':
+			end := strings.IndexByte(s, ']')
+			if end < 0 {
+				return l, "", false
+			}
+			c.ETag = s[1:end]
+			s = s[end+1:]
+		default:
+			return l, "", false
+		}
+		l.conditions = append(l.conditions, c)
+	}
+}
+
+// confirmLocks makes sure the request may write src and dst (either may be
+// ""): with no If header, by holding short zero-depth locks that conflict
+// with anyone else's; with one, by finding a list whose lock tokens the
+// lock system confirms. It returns the function that releases what it
+// holds, or the status to answer.
+func (s *Server) confirmLocks(r *http.Request, src, dst string) (func(), int, error) {
+	h := r.Header.Get("If")
+	now := time.Now()
+	if h == "" {
+		var held []string
+		release := func() {
+			for _, tok := range held {
+				s.ls.Unlock(now, tok)
+			}
+		}
+		for _, name := range []string{src, dst} {
+			if name == "" {
+				continue
+			}
+			tok, err := s.ls.Create(now, webdav.LockDetails{Root: name, Duration: -1, ZeroDepth: true})
+			if err != nil {
+				release()
+				if errors.Is(err, webdav.ErrLocked) {
+					return nil, http.StatusLocked, err
+				}
+				return nil, http.StatusInternalServerError, err
+			}
+			held = append(held, tok)
+		}
+		return release, 0, nil
+	}
+	lists, ok := parseIf(h)
+	if !ok {
+		return nil, http.StatusBadRequest, errors.New("malformed If header")
+	}
+	for _, l := range lists {
+		lsrc := src
+		if l.resource != "" {
+			u, err := url.Parse(l.resource)
+			if err != nil || (u.Host != "" && u.Host != r.Host) {
+				continue
+			}
+			p, err := cleanPath(u.Path)
+			if err != nil {
+				continue
+			}
+			lsrc = p
+		}
+		release, err := s.ls.Confirm(now, lsrc, dst, l.conditions...)
+		if errors.Is(err, webdav.ErrConfirmationFailed) {
+			continue
+		}
+		if err != nil {
+			return nil, http.StatusInternalServerError, err
+		}
+		return release, 0, nil
+	}
+	// RFC 4918 10.4.1: when every list fails, the request fails with 412.
+	return nil, http.StatusPreconditionFailed, webdav.ErrLocked
+}

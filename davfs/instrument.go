@@ -1,0 +1,149 @@
+package davfs
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+
+	"bridge/drivers"
+)
+
+// Call names, one per driver method, used as counter keys.
+const (
+	OpRoot   = "root"
+	OpList   = "list"
+	OpLink   = "link"
+	OpOpen   = "open"
+	OpMkdir  = "mkdir"
+	OpRename = "rename"
+	OpMove   = "move"
+	OpCopy   = "copy"
+	OpRemove = "remove"
+	OpPut    = "put"
+	OpQuota  = "quota"
+)
+
+// CallObserver learns every driver call the bridge makes (for metrics).
+type CallObserver func(mount, op string, err error)
+
+// calls counts driver calls by operation: the steadiest measure of what a
+// WebDAV request costs, asserted in tests.
+type calls struct {
+	mu     sync.Mutex
+	counts map[string]*atomic.Int64
+}
+
+func (c *calls) inc(op string) {
+	c.mu.Lock()
+	if c.counts == nil {
+		c.counts = map[string]*atomic.Int64{}
+	}
+	n, ok := c.counts[op]
+	if !ok {
+		n = new(atomic.Int64)
+		c.counts[op] = n
+	}
+	c.mu.Unlock()
+	n.Add(1)
+}
+
+func (c *calls) snapshot() map[string]int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]int64, len(c.counts))
+	for k, v := range c.counts {
+		out[k] = v.Load()
+	}
+	return out
+}
+
+// instrumented wraps a driver and counts each call.
+type instrumented struct {
+	d        drivers.Driver
+	mount    string
+	calls    *calls
+	observer CallObserver
+}
+
+func (i *instrumented) done(op string, err error) {
+	i.calls.inc(op)
+	if i.observer != nil {
+		i.observer(i.mount, op, err)
+	}
+}
+
+func (i *instrumented) Features() drivers.Features { return i.d.Features() }
+
+func (i *instrumented) Root(ctx context.Context) (drivers.Object, error) {
+	o, err := i.d.Root(ctx)
+	i.done(OpRoot, err)
+	return o, err
+}
+
+func (i *instrumented) List(ctx context.Context, dir drivers.Ref) ([]drivers.Object, error) {
+	o, err := i.d.List(ctx, dir)
+	i.done(OpList, err)
+	return o, err
+}
+
+func (i *instrumented) Link(ctx context.Context, file drivers.Ref) (drivers.Link, error) {
+	l, err := i.d.Link(ctx, file)
+	i.done(OpLink, err)
+	return l, err
+}
+
+func (i *instrumented) Mkdir(ctx context.Context, parent drivers.Ref, name string) (drivers.Object, error) {
+	o, err := i.d.Mkdir(ctx, parent, name)
+	i.done(OpMkdir, err)
+	return o, err
+}
+
+func (i *instrumented) Rename(ctx context.Context, obj drivers.Ref, newName string) (drivers.Object, error) {
+	o, err := i.d.Rename(ctx, obj, newName)
+	i.done(OpRename, err)
+	return o, err
+}
+
+func (i *instrumented) Move(ctx context.Context, obj, dstParent drivers.Ref, newName string) (drivers.Object, error) {
+	o, err := i.d.Move(ctx, obj, dstParent, newName)
+	i.done(OpMove, err)
+	return o, err
+}
+
+func (i *instrumented) Copy(ctx context.Context, obj, dstParent drivers.Ref, newName string) (drivers.Object, error) {
+	o, err := i.d.Copy(ctx, obj, dstParent, newName)
+	i.done(OpCopy, err)
+	return o, err
+}
+
+func (i *instrumented) Remove(ctx context.Context, obj drivers.Ref) error {
+	err := i.d.Remove(ctx, obj)
+	i.done(OpRemove, err)
+	return err
+}
+
+func (i *instrumented) Put(ctx context.Context, parent drivers.Ref, name string, up drivers.Upload) (drivers.Object, error) {
+	o, err := i.d.Put(ctx, parent, name, up)
+	i.done(OpPut, err)
+	return o, err
+}
+
+func (i *instrumented) Quota(ctx context.Context) (drivers.Quota, error) {
+	q, err := i.d.Quota(ctx)
+	i.done(OpQuota, err)
+	return q, err
+}
+
+// open calls the driver's Opener, counted.
+func (i *instrumented) open(ctx context.Context, file drivers.Ref, off, n int64) (rc interface {
+	Read([]byte) (int, error)
+	Close() error
+}, err error) {
+	op, ok := i.d.(drivers.Opener)
+	if !ok {
+		return nil, drivers.ErrNotSupported
+	}
+	rc, err = op.Open(ctx, file, off, n)
+	i.done(OpOpen, err)
+	return rc, err
+}

@@ -1,0 +1,372 @@
+package davfs
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+	"time"
+
+	"bridge/drivers"
+)
+
+// parentRef returns the folder that holds t; the share root and the mount
+// roots themselves have no parent that may be written.
+func (s *Server) parentRef(ctx context.Context, t target) (drivers.Ref, error) {
+	if t.isShareRoot() || t.isMountRoot() {
+		return drivers.Ref{}, errFixedFolder
+	}
+	ref, err := s.ref(ctx, t.m, path.Dir(t.rel))
+	if isNotFound(err) || (err == nil && !ref.IsDir) {
+		return drivers.Ref{}, fmt.Errorf("%s: %w", t.full, errNoParent)
+	}
+	return ref, err
+}
+
+// mkdir creates the folder t.
+func (s *Server) mkdir(ctx context.Context, t target) error {
+	parent, err := s.parentRef(ctx, t)
+	if err != nil {
+		return err
+	}
+	if _, err := s.stat(ctx, t.m, t.rel); err == nil {
+		return fmt.Errorf("%s: %w", t.full, drivers.ErrExist)
+	} else if !isNotFound(err) {
+		return err
+	}
+	obj, err := t.m.drv.Mkdir(ctx, parent, path.Base(t.rel))
+	if err != nil {
+		s.cache.forget(t.m.path, parent.Path)
+		return fmt.Errorf("%s: mkdir: %w", t.full, err)
+	}
+	s.recordNew(t.m, t.rel, obj)
+	if obj.IsDir {
+		s.cache.add(t.m.path, t.rel, newListing(nil)) // known empty: no listing call
+	}
+	return nil
+}
+
+// recordNew puts a created or changed object into its parent's listing so
+// that the client sees its own change at once.
+func (s *Server) recordNew(m *mount, rel string, obj drivers.Object) {
+	if obj.Name == "" {
+		obj.Name = path.Base(rel)
+	}
+	s.cache.entryChanged(m.path, path.Dir(rel), obj)
+	s.links.forgetPath(m, rel)
+}
+
+// recordGone removes rel (and everything cached below it).
+func (s *Server) recordGone(m *mount, rel string) {
+	s.cache.entryRemoved(m.path, path.Dir(rel), path.Base(rel))
+	s.cache.forgetTree(m.path, rel)
+	s.links.forgetPath(m, rel)
+}
+
+// remove deletes t with everything below it.
+func (s *Server) remove(ctx context.Context, t target) error {
+	if t.isShareRoot() || t.isMountRoot() {
+		return errFixedFolder
+	}
+	ref, err := s.ref(ctx, t.m, t.rel)
+	if err != nil {
+		return err
+	}
+	if err := t.m.drv.Remove(ctx, ref); err != nil {
+		s.cache.forget(t.m.path, path.Dir(t.rel))
+		return fmt.Errorf("%s: remove: %w", t.full, err)
+	}
+	s.recordGone(t.m, t.rel)
+	return nil
+}
+
+// putTarget checks where a PUT goes before its body is read: the parent
+// folder must exist and no folder may stand at the name. It returns the
+// parent and the file being replaced, if any.
+func (s *Server) putTarget(ctx context.Context, t target) (drivers.Ref, *drivers.Object, error) {
+	if t.isMountRoot() {
+		return drivers.Ref{}, nil, errIsFolder
+	}
+	parent, err := s.parentRef(ctx, t)
+	if err != nil {
+		return drivers.Ref{}, nil, err
+	}
+	old, err := s.stat(ctx, t.m, t.rel)
+	switch {
+	case err == nil && old.IsDir:
+		return drivers.Ref{}, nil, fmt.Errorf("%s: %w", t.full, errIsFolder)
+	case err == nil:
+		return parent, &old, nil
+	case isNotFound(err):
+		return parent, nil, nil
+	default:
+		return drivers.Ref{}, nil, err
+	}
+}
+
+// checkSize refuses what the mount cannot store before bytes are sent.
+func checkSize(m *mount, size int64) error {
+	if size == 0 && !m.features.EmptyFiles {
+		return fmt.Errorf("%s stores no empty files: %w", m.path, drivers.ErrNotSupported)
+	}
+	if max := m.features.MaxFileSize; max > 0 && size > max {
+		return fmt.Errorf("%d bytes, the limit of %s is %d: %w", size, m.path, max, drivers.ErrTooLarge)
+	}
+	return nil
+}
+
+// put stores a finished spool as the file t. created reports a new name.
+func (s *Server) put(ctx context.Context, t target, sp *spool, modTime time.Time) (obj drivers.Object, created bool, err error) {
+	parent, old, err := s.putTarget(ctx, t)
+	if err != nil {
+		return drivers.Object{}, false, err
+	}
+	obj, err = s.putInto(ctx, t.m, parent, path.Base(t.rel), sp, modTime, old)
+	if err != nil {
+		return drivers.Object{}, false, fmt.Errorf("%s: %w", t.full, err)
+	}
+	return obj, old == nil, nil
+}
+
+// putInto uploads sp as name into parent and records it.
+func (s *Server) putInto(ctx context.Context, m *mount, parent drivers.Ref, name string, sp *spool, modTime time.Time, old *drivers.Object) (drivers.Object, error) {
+	if err := checkSize(m, sp.size); err != nil {
+		return drivers.Object{}, err
+	}
+	up := sp.upload()
+	up.ModTime = modTime
+	up.Replaces = old
+	obj, err := m.drv.Put(ctx, parent, name, up)
+	rel := path.Join(parent.Path, name)
+	if err != nil {
+		s.cache.forget(m.path, parent.Path)
+		s.links.forgetPath(m, rel)
+		return drivers.Object{}, fmt.Errorf("upload: %w", err)
+	}
+	if obj.Name == "" {
+		obj.Name = name
+	}
+	s.recordNew(m, rel, obj)
+	return obj, nil
+}
+
+// transfer copies or moves src to dst, server-side where the provider
+// can. It answers whether dst was created (rather than replaced).
+func (s *Server) transfer(ctx context.Context, src, dst target, move, overwrite bool, deep bool) (created bool, err error) {
+	if src.isShareRoot() || src.isMountRoot() || dst.isShareRoot() || dst.isMountRoot() {
+		return false, errFixedFolder
+	}
+	if src.full == dst.full {
+		return false, errSameResource
+	}
+	srcRef, err := s.ref(ctx, src.m, src.rel)
+	if err != nil {
+		return false, err
+	}
+	if srcRef.IsDir && strings.HasPrefix(dst.full, src.full+"/") {
+		return false, fmt.Errorf("%s into %s: %w", src.full, dst.full, errIntoItself)
+	}
+	dstParent, err := s.parentRef(ctx, dst)
+	if err != nil {
+		return false, err
+	}
+	old, err := s.stat(ctx, dst.m, dst.rel)
+	switch {
+	case err == nil && !overwrite:
+		return false, fmt.Errorf("%s: %w", dst.full, errDestExists)
+	case err != nil && !isNotFound(err):
+		return false, err
+	}
+	exists := err == nil
+	name := path.Base(dst.rel)
+	do := func() error {
+		if src.m == dst.m {
+			return s.transferWithin(ctx, src.m, srcRef, dstParent, name, move, deep)
+		}
+		if err := s.copyAcross(ctx, src.m, srcRef, dst.m, dstParent, name, deep); err != nil {
+			return err
+		}
+		if move {
+			return s.remove(ctx, src)
+		}
+		return nil
+	}
+	if exists {
+		err = s.replacing(ctx, dst, old, do)
+	} else {
+		err = do()
+	}
+	// Paths below both ends changed meaning; their listings are re-read.
+	s.cache.forgetTree(dst.m.path, dst.rel)
+	if err != nil {
+		s.cache.forget(dst.m.path, dstParent.Path)
+		return false, err
+	}
+	if move {
+		s.recordGone(src.m, src.rel)
+	}
+	return !exists, nil
+}
+
+// replacing runs fn with the existing destination old out of the way. A
+// folder is deleted first (RFC 4918's Overwrite: T). A file is renamed
+// aside and deleted only once fn has succeeded, and put back if it fails:
+// editors save by MOVE over the original, which must not be lost.
+func (s *Server) replacing(ctx context.Context, dst target, old drivers.Object, fn func() error) error {
+	if old.IsDir {
+		if err := s.remove(ctx, dst); err != nil {
+			return err
+		}
+		return fn()
+	}
+	oldRef := drivers.Ref{Path: dst.rel, Object: old}
+	aside := path.Base(dst.rel) + ".bridge-old-" + randomSuffix()
+	moved, err := dst.m.drv.Rename(ctx, oldRef, aside)
+	if err != nil {
+		return fmt.Errorf("%s: set aside: %w", dst.full, err)
+	}
+	asideRef := drivers.Ref{Path: path.Join(path.Dir(dst.rel), aside), Object: moved}
+	s.recordGone(dst.m, dst.rel)
+	if err := fn(); err != nil {
+		if _, rerr := dst.m.drv.Rename(context.WithoutCancel(ctx), asideRef, path.Base(dst.rel)); rerr != nil {
+			s.log.Error().Err(rerr).Str("path", dst.full).Str("kept_as", aside).Msg("could not restore the replaced file")
+		}
+		s.cache.forget(dst.m.path, path.Dir(dst.rel))
+		return err
+	}
+	if err := dst.m.drv.Remove(ctx, asideRef); err != nil {
+		s.log.Warn().Err(err).Str("path", asideRef.Path).Msg("could not remove the replaced file")
+	}
+	return nil
+}
+
+func randomSuffix() string {
+	b := make([]byte, 4)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// transferWithin moves or copies inside one mount with the provider's own
+// operations, falling back where a feature is missing.
+func (s *Server) transferWithin(ctx context.Context, m *mount, src, dstParent drivers.Ref, name string, move, deep bool) error {
+	dstRel := path.Join(dstParent.Path, name)
+	if move {
+		var obj drivers.Object
+		var err error
+		switch {
+		case path.Dir(src.Path) == dstParent.Path:
+			obj, err = m.drv.Rename(ctx, src, name)
+		case m.features.Move:
+			obj, err = m.drv.Move(ctx, src, dstParent, name)
+		default:
+			if err := s.copyWithin(ctx, m, src, dstParent, name, true); err != nil {
+				return err
+			}
+			if err := m.drv.Remove(ctx, src); err != nil {
+				return fmt.Errorf("%s%s: remove after copy: %w", m.path, src.Path, err)
+			}
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("%s%s: move: %w", m.path, src.Path, err)
+		}
+		s.recordNew(m, dstRel, obj)
+		return nil
+	}
+	return s.copyWithin(ctx, m, src, dstParent, name, deep)
+}
+
+// copyWithin copies src into dstParent as name: one provider call where the
+// provider copies that kind of object, otherwise folder by folder (and, for
+// a provider without any copy, byte by byte through a temp file).
+func (s *Server) copyWithin(ctx context.Context, m *mount, src, dstParent drivers.Ref, name string, deep bool) error {
+	dstRel := path.Join(dstParent.Path, name)
+	if (src.IsDir && deep && m.features.CopyDir) || (!src.IsDir && m.features.CopyFile) {
+		obj, err := m.drv.Copy(ctx, src, dstParent, name)
+		if err != nil {
+			return fmt.Errorf("%s%s: copy: %w", m.path, src.Path, err)
+		}
+		s.recordNew(m, dstRel, obj)
+		return nil
+	}
+	if !src.IsDir {
+		return s.streamCopy(ctx, m, src, m, dstParent, name)
+	}
+	dir, err := m.drv.Mkdir(ctx, dstParent, name)
+	if err != nil {
+		return fmt.Errorf("%s%s: mkdir: %w", m.path, dstRel, err)
+	}
+	s.recordNew(m, dstRel, dir)
+	if !deep {
+		return nil
+	}
+	l, err := s.list(ctx, m, src.Path)
+	if err != nil {
+		return err
+	}
+	dirRef := drivers.Ref{Path: dstRel, Object: dir}
+	for _, child := range l.sorted() {
+		childRef := drivers.Ref{Path: path.Join(src.Path, child.Name), Object: child}
+		if err := s.copyWithin(ctx, m, childRef, dirRef, child.Name, true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// copyAcross copies between two mounts: bytes have to travel, streamed
+// through a temp file under the same rules as a PUT.
+func (s *Server) copyAcross(ctx context.Context, sm *mount, src drivers.Ref, dm *mount, dstParent drivers.Ref, name string, deep bool) error {
+	if !src.IsDir {
+		return s.streamCopy(ctx, sm, src, dm, dstParent, name)
+	}
+	dstRel := path.Join(dstParent.Path, name)
+	dir, err := dm.drv.Mkdir(ctx, dstParent, name)
+	if err != nil {
+		return fmt.Errorf("%s%s: mkdir: %w", dm.path, dstRel, err)
+	}
+	s.recordNew(dm, dstRel, dir)
+	if !deep {
+		return nil
+	}
+	l, err := s.list(ctx, sm, src.Path)
+	if err != nil {
+		return err
+	}
+	dirRef := drivers.Ref{Path: dstRel, Object: dir}
+	for _, child := range l.sorted() {
+		childRef := drivers.Ref{Path: path.Join(src.Path, child.Name), Object: child}
+		if err := s.copyAcross(ctx, sm, childRef, dm, dirRef, child.Name, true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// streamCopy reads a file from one mount into a spool and uploads it.
+func (s *Server) streamCopy(ctx context.Context, sm *mount, src drivers.Ref, dm *mount, dstParent drivers.Ref, name string) error {
+	if err := checkSize(dm, src.Size); err != nil {
+		return err
+	}
+	sp, err := newSpool(s.opts.TempDir)
+	if err != nil {
+		return err
+	}
+	defer sp.discard()
+	r := &rangeReader{ctx: ctx, open: s.openerFor(sm, src), size: src.Size}
+	defer r.Close()
+	if _, err := io.Copy(sp, r); err != nil {
+		return fmt.Errorf("%s%s: read for copy: %w", sm.path, src.Path, err)
+	}
+	if sp.size != src.Size {
+		return fmt.Errorf("%s%s: read %d of %d bytes: %w", sm.path, src.Path, sp.size, src.Size, drivers.ErrUnavailable)
+	}
+	_, err = s.putInto(ctx, dm, dstParent, name, sp, src.ModTime, nil)
+	if err != nil {
+		return fmt.Errorf("%s%s: %w", dm.path, path.Join(dstParent.Path, name), err)
+	}
+	return nil
+}
