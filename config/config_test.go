@@ -1,0 +1,135 @@
+package config
+
+import (
+	"strings"
+	"testing"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+var known = []string{"local", "disktop"}
+
+func hash(t *testing.T) string {
+	h, err := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(h)
+}
+
+func env(vars map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
+}
+
+func TestParseValid(t *testing.T) {
+	src := `
+[server]
+listen = "127.0.0.1:9999"
+cache_ttl = "5s"
+
+[[users]]
+name = "alice"
+password_hash = "` + hash(t) + `"
+mounts = ["*"]
+
+[[mounts]]
+path = "/local"
+driver = "local"
+[mounts.options]
+root = "${ROOT}"
+`
+	c, err := Parse("c.toml", []byte(src), env(map[string]string{"ROOT": `/srv/da"ta`}), known)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Server.Listen != "127.0.0.1:9999" || c.Server.CacheTTL.Seconds() != 5 || c.Mounts[0].Download != DownloadProxy {
+		t.Fatalf("parsed %+v", c.Server)
+	}
+	var opts struct {
+		Root string `toml:"root"`
+	}
+	if err := c.DecodeOptions(0, &opts); err != nil || opts.Root != `/srv/da"ta` {
+		t.Fatalf("options %+v, %v", opts, err)
+	}
+}
+
+func TestEveryProblemNamedWithLine(t *testing.T) {
+	src := `[server]
+listen = "x"
+colour = "blue"
+
+[[users]]
+name = "bob"
+password_hash = "plain"
+mounts = ["/nowhere"]
+
+[[mounts]]
+path = "/a"
+driver = "local"
+
+[[mounts]]
+path = "/a"
+driver = "gdrive"
+download = "teleport"
+[mounts.options]
+token = "${MISSING_TOKEN}"
+`
+	_, err := Parse("c.toml", []byte(src), env(nil), known)
+	probs, ok := err.(Problems)
+	if !ok {
+		t.Fatalf("error %v is not Problems", err)
+	}
+	text := probs.Error()
+	for _, want := range []string{
+		"line 3: server.colour: unknown key",
+		"line 7: users[0].password_hash: is not a bcrypt hash",
+		`line 8: users[0].mounts: no mount at "/nowhere"`,
+		`line 15: mounts[1].path: duplicate mount path "/a"`,
+		`line 16: mounts[1].driver: unknown driver "gdrive"`,
+		`line 17: mounts[1].download: must be`,
+		"line 19: ${MISSING_TOKEN}: environment variable MISSING_TOKEN is not set",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("missing %q in:\n%s", want, text)
+		}
+	}
+}
+
+func TestUnknownOptionKey(t *testing.T) {
+	src := `[[users]]
+name = "a"
+password_hash = "` + hash(t) + `"
+mounts = ["*"]
+[[mounts]]
+path = "/l"
+driver = "local"
+[mounts.options]
+root = "/x"
+rot = "/y"
+`
+	c, err := Parse("c.toml", []byte(src), env(nil), known)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var opts struct {
+		Root string `toml:"root"`
+	}
+	err = c.DecodeOptions(0, &opts)
+	if err == nil || !strings.Contains(err.Error(), "line 10: mounts[0].options.rot: unknown key for driver local") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestNoUsersIsAnError(t *testing.T) {
+	_, err := Parse("c.toml", []byte("[[mounts]]\npath = \"/l\"\ndriver = \"local\"\n"), env(nil), known)
+	if err == nil || !strings.Contains(err.Error(), "never serves without authentication") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestSyntaxErrorHasLine(t *testing.T) {
+	_, err := Parse("c.toml", []byte("[server]\nlisten = \n"), env(nil), known)
+	if err == nil || !strings.Contains(err.Error(), "line 2") {
+		t.Fatalf("got %v", err)
+	}
+}
