@@ -514,3 +514,26 @@ type failingList struct{ *memDriver }
 func (f *failingList) List(ctx context.Context, dir drivers.Ref) ([]drivers.Object, error) {
 	return nil, fmt.Errorf("boom: %w", drivers.ErrUnavailable)
 }
+
+func TestQuotaOnlyWhenAsked(t *testing.T) {
+	d := newMemDriver(t, allFeatures())
+	e := newEnv(t, Options{}, Mount{Path: "/m", Driver: d})
+	resp := e.do(t, "PROPFIND", "/m/", nil, "Depth", "0")
+	wantStatus(t, resp, http.StatusMultiStatus)
+	if body := readBody(t, resp); strings.Contains(body, "quota") || e.srv.ProviderCalls("/m")[OpQuota] != 0 {
+		t.Fatalf("allprop asked for quota: %s", body)
+	}
+	ask := `<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:quota-available-bytes/><D:quota-used-bytes/></D:prop></D:propfind>`
+	for i := 0; i < 2; i++ {
+		resp = e.do(t, "PROPFIND", "/m/", strings.NewReader(ask), "Depth", "0")
+		wantStatus(t, resp, http.StatusMultiStatus)
+		body := readBody(t, resp)
+		if !strings.Contains(body, "<D:quota-available-bytes>1073741824</D:quota-available-bytes>") ||
+			!strings.Contains(body, "<D:quota-used-bytes>0</D:quota-used-bytes>") {
+			t.Fatalf("quota missing: %s", body)
+		}
+	}
+	if n := e.srv.ProviderCalls("/m")[OpQuota]; n != 1 {
+		t.Fatalf("%d quota calls, want 1 (cached)", n)
+	}
+}

@@ -94,6 +94,11 @@ func (s *Server) servePropfind(w http.ResponseWriter, r *http.Request, t target)
 			return
 		}
 	}
+	r, err = s.withQuotaIfAsked(r, t)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
 	s.delegate(w, r, t)
 }
 

@@ -78,6 +78,7 @@ type mount struct {
 
 	rootMu sync.Mutex
 	root   *drivers.Object
+	quota  quotaCache
 }
 
 // New builds the server. It creates the temp folder and removes stale

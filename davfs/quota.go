@@ -1,0 +1,111 @@
+package davfs
+
+import (
+	"bytes"
+	"context"
+	"encoding/xml"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/net/webdav"
+
+	"bridge/drivers"
+)
+
+// quotaTTL is how long a mount's quota figures are reused.
+const quotaTTL = time.Minute
+
+// maxPropfindBody bounds the PROPFIND body the bridge reads itself.
+const maxPropfindBody = 1 << 20
+
+var (
+	quotaAvailable = xml.Name{Space: "DAV:", Local: "quota-available-bytes"}
+	quotaUsed      = xml.Name{Space: "DAV:", Local: "quota-used-bytes"}
+)
+
+type quotaCache struct {
+	mu sync.Mutex
+	q  drivers.Quota
+	at time.Time
+}
+
+// quota returns the mount's quota, cached for quotaTTL.
+func (s *Server) quota(ctx context.Context, m *mount) (drivers.Quota, error) {
+	m.quota.mu.Lock()
+	if !m.quota.at.IsZero() && time.Since(m.quota.at) < quotaTTL {
+		q := m.quota.q
+		m.quota.mu.Unlock()
+		return q, nil
+	}
+	m.quota.mu.Unlock()
+	v, err := s.shared(ctx, "quota:"+m.path, func(ctx context.Context) (any, error) {
+		return m.drv.Quota(ctx)
+	})
+	if err != nil {
+		return drivers.Quota{}, err
+	}
+	q := v.(drivers.Quota)
+	m.quota.mu.Lock()
+	m.quota.q, m.quota.at = q, time.Now()
+	m.quota.mu.Unlock()
+	return q, nil
+}
+
+type quotaKey struct{}
+
+// withQuotaIfAsked reads the PROPFIND body; when it names the RFC 4331
+// quota properties (never in allprop, per the RFC) and the mount reports
+// quota, the figures go into the context for the folders' DeadProps. So a
+// PROPFIND that does not ask for quota never costs a quota call.
+func (s *Server) withQuotaIfAsked(r *http.Request, t target) (*http.Request, error) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxPropfindBody+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(body) > maxPropfindBody {
+		return nil, errBadRequest
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	if t.m == nil || !t.m.features.Quota || !bytes.Contains(body, []byte("quota-")) {
+		return r, nil
+	}
+	q, err := s.quota(r.Context(), t.m)
+	if err != nil {
+		s.log.Warn().Err(err).Str("mount", t.m.path).Msg("quota unavailable")
+		return r, nil
+	}
+	return r.WithContext(context.WithValue(r.Context(), quotaKey{}, q)), nil
+}
+
+// DeadProps implements webdav.DeadPropsHolder for folders: the quota
+// figures when the request asked for them; dead properties are stored by a
+// later part of the bridge.
+func (f *dirFile) DeadProps() (map[xml.Name]webdav.Property, error) {
+	q, ok := f.ctx.Value(quotaKey{}).(drivers.Quota)
+	if !ok || f.t.m == nil {
+		return nil, nil
+	}
+	props := map[xml.Name]webdav.Property{}
+	if q.Free >= 0 {
+		props[quotaAvailable] = webdav.Property{XMLName: quotaAvailable, InnerXML: []byte(strconv.FormatInt(q.Free, 10))}
+	}
+	if q.Used >= 0 {
+		props[quotaUsed] = webdav.Property{XMLName: quotaUsed, InnerXML: []byte(strconv.FormatInt(q.Used, 10))}
+	}
+	return props, nil
+}
+
+// Patch refuses every property change, as x/net does for files without
+// dead-property storage.
+func (f *dirFile) Patch(patches []webdav.Proppatch) ([]webdav.Propstat, error) {
+	pstat := webdav.Propstat{Status: http.StatusForbidden}
+	for _, p := range patches {
+		for _, prop := range p.Props {
+			pstat.Props = append(pstat.Props, webdav.Property{XMLName: prop.XMLName})
+		}
+	}
+	return []webdav.Propstat{pstat}, nil
+}
