@@ -537,3 +537,16 @@ func TestQuotaOnlyWhenAsked(t *testing.T) {
 		t.Fatalf("%d quota calls, want 1 (cached)", n)
 	}
 }
+
+func TestRedact(t *testing.T) {
+	in := `GET https://dl.example/f?id=3&sig=abc123&exp=9: status 403; access_token=tok.en refresh_token: "r1" Authorization: Bearer`
+	out := Redact(in)
+	for _, secret := range []string{"abc123", "tok.en", "r1"} {
+		if strings.Contains(out, secret) {
+			t.Fatalf("%q survives in %q", secret, out)
+		}
+	}
+	if !strings.Contains(out, "id=3") || !strings.Contains(out, "exp=9") {
+		t.Fatalf("harmless parts lost: %q", out)
+	}
+}

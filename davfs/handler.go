@@ -399,5 +399,5 @@ func (s *Server) logFailure(r *http.Request, err error) {
 	if status >= 500 {
 		ev = s.log.Error()
 	}
-	ev.Err(err).Str("method", r.Method).Str("path", path.Clean(r.URL.Path)).Msg(fmt.Sprintf("%s failed", r.Method))
+	ev.Str("error", Redact(err.Error())).Str("method", r.Method).Str("path", path.Clean(r.URL.Path)).Msg(fmt.Sprintf("%s failed", r.Method))
 }
