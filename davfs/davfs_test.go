@@ -20,6 +20,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"bridge/auth"
+	"bridge/davfs/deadprops"
 	"bridge/drivers"
 )
 
@@ -548,5 +549,40 @@ func TestRedact(t *testing.T) {
 	}
 	if !strings.Contains(out, "id=3") || !strings.Contains(out, "exp=9") {
 		t.Fatalf("harmless parts lost: %q", out)
+	}
+}
+
+func TestDeadPropsFollowMoveAndCopy(t *testing.T) {
+	store, err := deadprops.Open(filepath.Join(t.TempDir(), "props.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	e := newEnv(t, Options{Props: store}, Mount{Path: "/m", Driver: newMemDriver(t, allFeatures())}, Mount{Path: "/o", Driver: newMemDriver(t, allFeatures())})
+	wantStatus(t, e.do(t, "PUT", "/m/f", strings.NewReader("x")), http.StatusCreated)
+	patch := `<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:z"><D:set><D:prop><Z:colour>blue</Z:colour></D:prop></D:set></D:propertyupdate>`
+	wantStatus(t, e.do(t, "PROPPATCH", "/m/f", strings.NewReader(patch)), http.StatusMultiStatus)
+	ask := `<?xml version="1.0"?><D:propfind xmlns:D="DAV:" xmlns:Z="urn:z"><D:prop><Z:colour/></D:prop></D:propfind>`
+	has := func(p string) bool {
+		resp := e.do(t, "PROPFIND", p, strings.NewReader(ask), "Depth", "0")
+		if resp.StatusCode == http.StatusNotFound {
+			return false
+		}
+		wantStatus(t, resp, http.StatusMultiStatus)
+		return strings.Contains(readBody(t, resp), ">blue</")
+	}
+	if !has("/m/f") {
+		t.Fatal("property not stored")
+	}
+	wantStatus(t, e.do(t, "COPY", "/m/f", nil, "Destination", "/m/g"), http.StatusCreated)
+	wantStatus(t, e.do(t, "MOVE", "/m/f", nil, "Destination", "/m/h"), http.StatusCreated)
+	wantStatus(t, e.do(t, "MOVE", "/m/h", nil, "Destination", "/o/h"), http.StatusCreated)
+	if !has("/m/g") || !has("/o/h") || has("/m/f") || has("/m/h") {
+		t.Fatal("properties did not follow COPY and MOVE")
+	}
+	wantStatus(t, e.do(t, "DELETE", "/o/h", nil), http.StatusNoContent)
+	wantStatus(t, e.do(t, "PUT", "/o/h", strings.NewReader("y")), http.StatusCreated)
+	if has("/o/h") {
+		t.Fatal("a deleted file's properties came back with a new file of its name")
 	}
 }

@@ -2,12 +2,14 @@ package davfs
 
 import (
 	"context"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"io"
 	"io/fs"
 	"mime"
+	"net/http"
 	"os"
 	"path"
 	"time"
@@ -89,7 +91,7 @@ func (f *fileSystem) OpenFile(ctx context.Context, name string, flag int, perm o
 		return &dirFile{s: s, ctx: ctx, t: t, info: fi}, nil
 	}
 	ref := drivers.Ref{Path: t.rel, Object: fi.obj}
-	return &readFile{info: fi, rangeReader: rangeReader{ctx: ctx, open: s.openerFor(t.m, ref), size: fi.obj.Size}}, nil
+	return &readFile{s: s, key: t.full, info: fi, rangeReader: rangeReader{ctx: ctx, open: s.openerFor(t.m, ref), size: fi.obj.Size}}, nil
 }
 
 // statInfo describes the share root, a mount root or an object.
@@ -159,8 +161,44 @@ var errIsDir = errors.New("is a folder")
 
 // readFile is a file opened for reading: a lazy ranged stream.
 type readFile struct {
+	s    *Server
+	key  string // share path, for dead properties
 	info *fileInfo
 	rangeReader
+}
+
+// DeadProps implements webdav.DeadPropsHolder.
+func (f *readFile) DeadProps() (map[xml.Name]webdav.Property, error) { return f.s.deadProps(f.key) }
+
+// Patch implements webdav.DeadPropsHolder.
+func (f *readFile) Patch(patches []webdav.Proppatch) ([]webdav.Propstat, error) {
+	return f.s.patchProps(f.key, patches)
+}
+
+// deadProps returns what PROPPATCH stored for the share path.
+func (s *Server) deadProps(key string) (map[xml.Name]webdav.Property, error) {
+	if s.opts.Props == nil {
+		return nil, nil
+	}
+	return s.opts.Props.Get(key)
+}
+
+// patchProps stores a PROPPATCH; without a store every change is refused,
+// as x/net does for files that hold no dead properties.
+func (s *Server) patchProps(key string, patches []webdav.Proppatch) ([]webdav.Propstat, error) {
+	status := http.StatusOK
+	if s.opts.Props == nil {
+		status = http.StatusForbidden
+	} else if err := s.opts.Props.Patch(key, patches); err != nil {
+		return nil, err
+	}
+	pstat := webdav.Propstat{Status: status}
+	for _, p := range patches {
+		for _, prop := range p.Props {
+			pstat.Props = append(pstat.Props, webdav.Property{XMLName: prop.XMLName})
+		}
+	}
+	return []webdav.Propstat{pstat}, nil
 }
 
 func (f *readFile) Stat() (os.FileInfo, error)         { return f.info, nil }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"bridge/davfs/deadprops"
 	"bridge/drivers"
 )
 
@@ -80,7 +81,20 @@ func (s *Server) remove(ctx context.Context, t target) error {
 		return fmt.Errorf("%s: remove: %w", t.full, err)
 	}
 	s.recordGone(t.m, t.rel)
+	s.propsChanged(func(st *deadprops.Store) error { return st.Delete(t.full) })
 	return nil
+}
+
+// propsChanged applies a change to the dead-property store after the
+// provider's operation succeeded; a store failure is logged, not answered,
+// since the operation itself is done.
+func (s *Server) propsChanged(fn func(*deadprops.Store) error) {
+	if s.opts.Props == nil {
+		return
+	}
+	if err := fn(s.opts.Props); err != nil {
+		s.log.Error().Err(err).Msg("dead property store")
+	}
 }
 
 // putTarget checks where a PUT goes before its body is read: the parent
@@ -189,6 +203,8 @@ func (s *Server) transfer(ctx context.Context, src, dst target, move, overwrite 
 		if err := s.copyAcross(ctx, src.m, srcRef, dst.m, dstParent, name, deep); err != nil {
 			return err
 		}
+		// Properties go along before remove forgets the source's.
+		s.propsChanged(func(st *deadprops.Store) error { return st.Copy(src.full, dst.full) })
 		if move {
 			return s.remove(ctx, src)
 		}
@@ -207,6 +223,14 @@ func (s *Server) transfer(ctx context.Context, src, dst target, move, overwrite 
 	}
 	if move {
 		s.recordGone(src.m, src.rel)
+	}
+	if src.m == dst.m {
+		s.propsChanged(func(st *deadprops.Store) error {
+			if move {
+				return st.Move(src.full, dst.full)
+			}
+			return st.Copy(src.full, dst.full)
+		})
 	}
 	return !exists, nil
 }

@@ -80,15 +80,20 @@ func (s *Server) withQuotaIfAsked(r *http.Request, t target) (*http.Request, err
 	return r.WithContext(context.WithValue(r.Context(), quotaKey{}, q)), nil
 }
 
-// DeadProps implements webdav.DeadPropsHolder for folders: the quota
-// figures when the request asked for them; dead properties are stored by a
-// later part of the bridge.
+// DeadProps implements webdav.DeadPropsHolder for folders: the stored
+// dead properties, plus the quota figures when the request asked for them.
 func (f *dirFile) DeadProps() (map[xml.Name]webdav.Property, error) {
+	props, err := f.s.deadProps(f.t.full)
+	if err != nil {
+		return nil, err
+	}
 	q, ok := f.ctx.Value(quotaKey{}).(drivers.Quota)
 	if !ok || f.t.m == nil {
-		return nil, nil
+		return props, nil
 	}
-	props := map[xml.Name]webdav.Property{}
+	if props == nil {
+		props = map[xml.Name]webdav.Property{}
+	}
 	if q.Free >= 0 {
 		props[quotaAvailable] = webdav.Property{XMLName: quotaAvailable, InnerXML: []byte(strconv.FormatInt(q.Free, 10))}
 	}
@@ -98,14 +103,7 @@ func (f *dirFile) DeadProps() (map[xml.Name]webdav.Property, error) {
 	return props, nil
 }
 
-// Patch refuses every property change, as x/net does for files without
-// dead-property storage.
+// Patch implements webdav.DeadPropsHolder.
 func (f *dirFile) Patch(patches []webdav.Proppatch) ([]webdav.Propstat, error) {
-	pstat := webdav.Propstat{Status: http.StatusForbidden}
-	for _, p := range patches {
-		for _, prop := range p.Props {
-			pstat.Props = append(pstat.Props, webdav.Property{XMLName: prop.XMLName})
-		}
-	}
-	return []webdav.Propstat{pstat}, nil
+	return f.s.patchProps(f.t.full, patches)
 }

@@ -28,6 +28,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"bridge/auth"
+	"bridge/davfs/deadprops"
 	"bridge/drivers"
 )
 
@@ -52,6 +53,8 @@ type Options struct {
 	HTTPClient       *http.Client      // fetches download links; nil: a default
 	Logger           zerolog.Logger
 	Observer         CallObserver
+	// Props stores dead properties; nil refuses PROPPATCH with 403.
+	Props *deadprops.Store
 }
 
 // Server is the WebDAV handler over the mounts.
