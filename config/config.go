@@ -177,8 +177,9 @@ func expandEnv(raw []byte, lookupEnv func(string) (string, bool), probs *Problem
 		if !bytes.Contains(line, []byte("${")) {
 			continue
 		}
+		code, comment := splitComment(string(line))
 		const escaped = "\x00ESCAPED\x00"
-		s := strings.ReplaceAll(string(line), "$${", escaped)
+		s := strings.ReplaceAll(code, "$${", escaped)
 		s = envRef.ReplaceAllStringFunc(s, func(ref string) string {
 			name := envRef.FindStringSubmatch(ref)[1]
 			v, ok := lookupEnv(name)
@@ -188,9 +189,29 @@ func expandEnv(raw []byte, lookupEnv func(string) (string, bool), probs *Problem
 			// TOML basic strings need their quotes and backslashes escaped.
 			return strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(v)
 		})
-		lines[i] = []byte(strings.ReplaceAll(s, escaped, "${"))
+		lines[i] = []byte(strings.ReplaceAll(s, escaped, "${") + comment)
 	}
 	return bytes.Join(lines, []byte("\n"))
+}
+
+// splitComment cuts a TOML line at the '#' that starts its comment (one
+// outside any string), so that comments are never expanded.
+func splitComment(line string) (code, comment string) {
+	var quote byte
+	for i := 0; i < len(line); i++ {
+		c := line[i]
+		switch {
+		case quote == 0 && c == '#':
+			return line[:i], line[i:]
+		case quote == 0 && (c == '"' || c == '\''):
+			quote = c
+		case quote == '"' && c == '\\':
+			i++ // an escaped character inside a basic string
+		case c == quote:
+			quote = 0
+		}
+	}
+	return line, ""
 }
 
 func (c *Config) applyDefaults() {

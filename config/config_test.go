@@ -133,3 +133,14 @@ func TestSyntaxErrorHasLine(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+func TestCommentsAreNotExpanded(t *testing.T) {
+	src := "# use ${NAME} for secrets\n[[users]] # ${ALSO_NOT}\nname = \"a#${WHO}\"\npassword_hash = \"" + hash(t) + "\"\nmounts = [\"*\"]\n"
+	c, err := Parse("c.toml", []byte(src), env(map[string]string{"WHO": "b"}), known)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Users[0].Name != "a#b" {
+		t.Fatalf("name %q", c.Users[0].Name)
+	}
+}

@@ -100,28 +100,61 @@ func (s *Server) confirmLocks(r *http.Request, src, dst string) (func(), int, er
 	h := r.Header.Get("If")
 	now := time.Now()
 	if h == "" {
-		var held []string
-		release := func() {
-			for _, tok := range held {
-				s.ls.Unlock(now, tok)
-			}
-		}
-		for _, name := range []string{src, dst} {
-			if name == "" {
-				continue
-			}
-			tok, err := s.ls.Create(now, webdav.LockDetails{Root: name, Duration: -1, ZeroDepth: true})
-			if err != nil {
-				release()
-				if errors.Is(err, webdav.ErrLocked) {
-					return nil, http.StatusLocked, err
-				}
-				return nil, http.StatusInternalServerError, err
-			}
-			held = append(held, tok)
-		}
-		return release, 0, nil
+		return s.holdUnlocked(now, src, dst)
 	}
+	return s.confirmIf(r, h, now, src, dst)
+}
+
+// etagsHold checks a list's entity-tag conditions against the resource's
+// current ETag (the lock system only knows tokens) and returns the token
+// conditions left for it.
+func (s *Server) etagsHold(r *http.Request, name string, conds []webdav.Condition) ([]webdav.Condition, bool) {
+	var tokens []webdav.Condition
+	for _, c := range conds {
+		if c.ETag == "" {
+			tokens = append(tokens, c)
+			continue
+		}
+		current := ""
+		if t, err := s.resolve(r.Context(), name); err == nil {
+			if fi, err := s.statInfo(r.Context(), t); err == nil {
+				current, _ = fi.ETag(r.Context())
+			}
+		}
+		if (current != "" && current == c.ETag) == c.Not {
+			return nil, false
+		}
+	}
+	return tokens, true
+}
+
+// holdUnlocked takes short zero-depth locks on src and dst (either may be
+// ""), which fail if anyone else holds a lock there.
+func (s *Server) holdUnlocked(now time.Time, src, dst string) (func(), int, error) {
+	var held []string
+	release := func() {
+		for _, tok := range held {
+			s.ls.Unlock(now, tok)
+		}
+	}
+	for _, name := range []string{src, dst} {
+		if name == "" {
+			continue
+		}
+		tok, err := s.ls.Create(now, webdav.LockDetails{Root: name, Duration: -1, ZeroDepth: true})
+		if err != nil {
+			release()
+			if errors.Is(err, webdav.ErrLocked) {
+				return nil, http.StatusLocked, err
+			}
+			return nil, http.StatusInternalServerError, err
+		}
+		held = append(held, tok)
+	}
+	return release, 0, nil
+}
+
+func (s *Server) confirmIf(r *http.Request, h string, now time.Time, src, dst string) (func(), int, error) {
 	lists, ok := parseIf(h)
 	if !ok {
 		return nil, http.StatusBadRequest, errors.New("malformed If header")
@@ -139,7 +172,16 @@ func (s *Server) confirmLocks(r *http.Request, src, dst string) (func(), int, er
 			}
 			lsrc = p
 		}
-		release, err := s.ls.Confirm(now, lsrc, dst, l.conditions...)
+		tokens, ok := s.etagsHold(r, lsrc, l.conditions)
+		if !ok {
+			continue
+		}
+		if len(tokens) == 0 {
+			// Only entity-tag conditions, all true: the resources must
+			// still not be locked by anyone else.
+			return s.holdUnlocked(now, lsrc, dst)
+		}
+		release, err := s.ls.Confirm(now, lsrc, dst, tokens...)
 		if errors.Is(err, webdav.ErrConfirmationFailed) {
 			continue
 		}

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/xml"
+	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"strconv"
 	"sync"
 	"time"
@@ -14,6 +16,10 @@ import (
 
 	"bridge/drivers"
 )
+
+// emptyPrefix finds a namespace prefix declared with an empty name, which
+// encoding/xml accepts but XML forbids.
+var emptyPrefix = regexp.MustCompile(`xmlns:[A-Za-z_][\w.\-]*\s*=\s*(""|'')`)
 
 // quotaTTL is how long a mount's quota figures are reused.
 const quotaTTL = time.Minute
@@ -67,6 +73,10 @@ func (s *Server) withQuotaIfAsked(r *http.Request, t target) (*http.Request, err
 	}
 	if len(body) > maxPropfindBody {
 		return nil, errBadRequest
+	}
+	if emptyPrefix.Match(body) {
+		// Namespaces in XML 1.0: a prefix cannot be bound to "".
+		return nil, fmt.Errorf("PROPFIND body: empty namespace for a prefix: %w", errBadRequest)
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	if t.m == nil || !t.m.features.Quota || !bytes.Contains(body, []byte("quota-")) {

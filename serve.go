@@ -1,0 +1,256 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/crypto/bcrypt"
+
+	"bridge/auth"
+	"bridge/config"
+	"bridge/davfs"
+	"bridge/davfs/deadprops"
+	"bridge/drivers"
+)
+
+// shutdownGrace is how long running requests (uploads above all) may go on
+// after a stop signal.
+const shutdownGrace = 30 * time.Second
+
+func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("serve", stderr)
+	file := fs.String("config", "", "configuration file (default: serve ./data on 127.0.0.1:8080)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{"unexpected arguments: " + strings.Join(fs.Args(), " ")}
+	}
+	var c *config.Config
+	if *file == "" {
+		var err error
+		if c, err = defaultConfig(stdout); err != nil {
+			return err
+		}
+	} else {
+		var err error
+		if c, err = config.Load(*file, driverNames()); err != nil {
+			return err
+		}
+	}
+	log := newLogger(c.Server, stderr)
+	handler, closeAll, err := buildHandler(ctx, c, log)
+	if err != nil {
+		return err
+	}
+	defer closeAll()
+
+	ln, err := net.Listen("tcp", c.Server.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       5 * time.Minute,
+		ErrorLog:          nil,
+	}
+	log.Info().Str("addr", ln.Addr().String()).Str("url", "http://"+ln.Addr().String()+"/").
+		Int("mounts", len(c.Mounts)).Msg("serving WebDAV")
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info().Dur("grace", shutdownGrace).Msg("stopping: no new connections, waiting for running requests")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+// defaultConfig is the no-file setup: ./data through the local driver and
+// one user admin, whose password comes from BRIDGE_PASSWORD or is made up
+// and printed once. Never unauthenticated.
+func defaultConfig(stdout io.Writer) (*config.Config, error) {
+	c := config.Default()
+	password := os.Getenv("BRIDGE_PASSWORD")
+	if password == "" {
+		b := make([]byte, 12)
+		if _, err := rand.Read(b); err != nil {
+			return nil, err
+		}
+		password = base64.RawURLEncoding.EncodeToString(b)
+		fmt.Fprintf(stdout, "bridge: no -config given; serving ./data at http://%s/local/\n", c.Server.Listen)
+		fmt.Fprintf(stdout, "bridge: user admin, password %s (set BRIDGE_PASSWORD to choose one)\n", password)
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
+	if err != nil {
+		return nil, err
+	}
+	c.Users = []config.User{{Name: "admin", PasswordHash: string(hash), Mounts: []string{"*"}}}
+	return c, nil
+}
+
+func newLogger(s config.Server, w io.Writer) zerolog.Logger {
+	if s.LogFormat == "console" {
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339}
+	}
+	level, err := zerolog.ParseLevel(s.LogLevel)
+	if err != nil {
+		level = zerolog.InfoLevel
+	}
+	return zerolog.New(w).Level(level).With().Timestamp().Logger()
+}
+
+// mountStateDir is the mount's private folder under state_dir.
+func mountStateDir(stateDir, mountPath string) string {
+	return filepath.Join(stateDir, "mounts", strings.TrimPrefix(mountPath, "/"))
+}
+
+// newDriver builds mount i's driver.
+func newDriver(ctx context.Context, c *config.Config, i int, log zerolog.Logger) (drivers.Driver, error) {
+	m := c.Mounts[i]
+	factory, ok := driverFactories()[m.Driver]
+	if !ok {
+		return nil, fmt.Errorf("mount %s: unknown driver %q", m.Path, m.Driver)
+	}
+	dir := mountStateDir(c.Server.StateDir, m.Path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("mount %s: state dir: %w", m.Path, err)
+	}
+	drv, err := factory(ctx, drivers.Config{
+		MountPath:  m.Path,
+		StateDir:   dir,
+		Decode:     func(v any) error { return c.DecodeOptions(i, v) },
+		HTTPClient: &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()},
+		Logger:     log.With().Str("mount", m.Path).Logger(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("mount %s (%s): %w", m.Path, m.Driver, err)
+	}
+	return drv, nil
+}
+
+// errNoNetwork is what check-config's HTTP client answers: checking a file
+// never contacts a provider.
+var errNoNetwork = errors.New("check-config makes no network calls")
+
+type noNetwork struct{}
+
+func (noNetwork) RoundTrip(*http.Request) (*http.Response, error) { return nil, errNoNetwork }
+
+// checkMountOptions decodes every mount's options through its driver's
+// constructor, offline, and collects what is wrong with them.
+func checkMountOptions(ctx context.Context, c *config.Config) error {
+	var probs config.Problems
+	tmp, err := os.MkdirTemp("", "bridge-check-*")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	for i, m := range c.Mounts {
+		var decodeErr error
+		drv, err := driverFactories()[m.Driver](ctx, drivers.Config{
+			MountPath: m.Path,
+			StateDir:  tmp,
+			Decode: func(v any) error {
+				decodeErr = c.DecodeOptions(i, v)
+				return decodeErr
+			},
+			HTTPClient: &http.Client{Transport: noNetwork{}},
+			Logger:     zerolog.Nop(),
+		})
+		if cl, ok := drv.(drivers.Closer); ok && err == nil {
+			cl.Close()
+		}
+		var ps config.Problems
+		switch {
+		case errors.As(decodeErr, &ps):
+			probs = append(probs, ps...)
+		case decodeErr != nil:
+			probs = append(probs, c.Problem(fmt.Sprintf("mounts[%d].options", i), decodeErr.Error()))
+		case err != nil && !errors.Is(err, errNoNetwork) && !errors.Is(err, drivers.ErrUnavailable):
+			probs = append(probs, c.Problem(fmt.Sprintf("mounts[%d].options", i), err.Error()))
+		}
+	}
+	if len(probs) > 0 {
+		return probs
+	}
+	return nil
+}
+
+// buildHandler wires config → drivers → davfs → auth → request log.
+func buildHandler(ctx context.Context, c *config.Config, log zerolog.Logger) (http.Handler, func(), error) {
+	var mounts []davfs.Mount
+	var closers []drivers.Closer
+	closeAll := func() {
+		for _, cl := range closers {
+			cl.Close()
+		}
+	}
+	for i, m := range c.Mounts {
+		drv, err := newDriver(ctx, c, i, log)
+		if err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+		if cl, ok := drv.(drivers.Closer); ok {
+			closers = append(closers, cl)
+		}
+		mounts = append(mounts, davfs.Mount{Path: m.Path, Driver: drv, Redirect: m.Download == config.DownloadRedirect})
+	}
+	if err := os.MkdirAll(c.Server.StateDir, 0o700); err != nil {
+		closeAll()
+		return nil, nil, fmt.Errorf("state dir: %w", err)
+	}
+	props, err := deadprops.Open(filepath.Join(c.Server.StateDir, "props.db"))
+	if err != nil {
+		closeAll()
+		return nil, nil, err
+	}
+	closers = append(closers, props)
+	dav, err := davfs.New(davfs.Options{
+		Props:            props,
+		Mounts:           mounts,
+		TempDir:          c.Server.TempDir,
+		CacheTTL:         c.Server.CacheTTL.Duration,
+		CacheEntries:     c.Server.CacheEntries,
+		PropfindInfinity: c.Server.PropfindInfinity,
+		Logger:           log,
+	})
+	if err != nil {
+		closeAll()
+		return nil, nil, err
+	}
+	accounts := make([]auth.Account, len(c.Users))
+	for i, u := range c.Users {
+		accounts[i] = auth.Account{User: auth.User{Name: u.Name, Mounts: u.Mounts, ReadOnly: u.ReadOnly}, PasswordHash: u.PasswordHash}
+	}
+	basic, err := auth.NewBasic("WebDAV bridge", accounts)
+	if err != nil {
+		closeAll()
+		return nil, nil, err
+	}
+	authed := basic.Middleware(dav, func(r *http.Request, user string, ok bool) {
+		if rec := recordFrom(r.Context()); rec != nil {
+			rec.user = user
+		}
+	})
+	return requestLog(authed, log), closeAll, nil
+}
