@@ -1,0 +1,102 @@
+package local
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"bridge/drivers"
+)
+
+// setup makes base/root (served) and base/secret.txt (outside), with
+// symbolic links inside the root pointing out of it.
+func setup(t *testing.T) (*Driver, string) {
+	base := t.TempDir()
+	root := filepath.Join(base, "root")
+	if err := os.MkdirAll(filepath.Join(root, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	secret := filepath.Join(base, "secret.txt")
+	os.WriteFile(secret, []byte("SECRET"), 0o644)
+	os.Symlink(secret, filepath.Join(root, "link-file"))
+	os.Symlink(base, filepath.Join(root, "link-dir"))
+	os.WriteFile(filepath.Join(root, "sub", "in.txt"), []byte("inside"), 0o644)
+	os.Symlink("in.txt", filepath.Join(root, "sub", "link-inside"))
+	d, err := Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d, secret
+}
+
+func upload(data []byte) drivers.Upload {
+	return drivers.Upload{Body: bytes.NewReader(data), Size: int64(len(data))}
+}
+
+func TestNothingOutsideTheRoot(t *testing.T) {
+	d, secret := setup(t)
+	ctx := context.Background()
+
+	root, _ := d.List(ctx, drivers.Ref{Path: "/"})
+	for _, o := range root {
+		if o.Name == "link-file" || o.Name == "link-dir" {
+			t.Fatalf("a link leading out of the root is listed: %+v", o)
+		}
+	}
+	sub, _ := d.List(ctx, drivers.Ref{Path: "/sub"})
+	if len(sub) != 2 {
+		t.Fatalf("links inside the root should be listed: %+v", sub)
+	}
+	for _, p := range []string{"/link-file", "/../secret.txt", "/sub/../../secret.txt", "/link-dir/secret.txt"} {
+		rc, err := d.Open(ctx, drivers.Ref{Path: p}, 0, -1)
+		if err == nil {
+			b, _ := io.ReadAll(rc)
+			rc.Close()
+			if string(b) == "SECRET" {
+				t.Fatalf("read the secret through %s", p)
+			}
+		}
+	}
+	if _, err := d.Put(ctx, drivers.Ref{Path: "/link-dir"}, "secret.txt", upload([]byte("overwritten"))); err == nil {
+		t.Fatal("wrote through a link leading out of the root")
+	}
+	if err := d.Remove(ctx, drivers.Ref{Path: "/link-dir/secret.txt"}); err == nil {
+		t.Fatal("removed through a link")
+	}
+	if _, err := d.Put(ctx, drivers.Ref{Path: "/"}, "../secret.txt", upload([]byte("x"))); !errors.Is(err, drivers.ErrInvalidName) {
+		t.Fatalf("Put with .. in the name: %v", err)
+	}
+	if b, _ := os.ReadFile(secret); string(b) != "SECRET" {
+		t.Fatalf("the file outside the root changed: %q", b)
+	}
+}
+
+func TestPutIsAtomicAndHidesItsTempFile(t *testing.T) {
+	d, _ := setup(t)
+	ctx := context.Background()
+	if _, err := d.Put(ctx, drivers.Ref{Path: "/sub"}, "in.txt", drivers.Upload{Body: failingReader{}, Size: 100}); err == nil {
+		t.Fatal("a failing upload succeeded")
+	}
+	rc, err := d.Open(ctx, drivers.Ref{Path: "/sub/in.txt"}, 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(rc)
+	rc.Close()
+	if string(b) != "inside" {
+		t.Fatalf("failed overwrite changed the file: %q", b)
+	}
+	entries, _ := os.ReadDir(filepath.Join(d.dir, "sub"))
+	if len(entries) != 2 {
+		t.Fatalf("temp file left behind: %v", entries)
+	}
+}
+
+type failingReader struct{}
+
+func (failingReader) ReadAt(p []byte, off int64) (int, error) { return 0, errors.New("disk on fire") }
