@@ -586,3 +586,18 @@ func TestDeadPropsFollowMoveAndCopy(t *testing.T) {
 		t.Fatal("a deleted file's properties came back with a new file of its name")
 	}
 }
+
+func TestOwnCloudChecksumsAndMtime(t *testing.T) {
+	d := newMemDriver(t, allFeatures())
+	e := newEnv(t, Options{}, Mount{Path: "/m", Driver: d})
+	// sha1("hello")
+	wantStatus(t, e.do(t, "PUT", "/m/bad", strings.NewReader("hello"), "OC-Checksum", "SHA1:0000000000000000000000000000000000000000"), http.StatusBadRequest)
+	if _, ok := d.file("/bad"); ok || e.srv.ProviderCalls("/m")[OpPut] != 0 {
+		t.Fatal("a body failing its checksum was stored")
+	}
+	resp := e.do(t, "PUT", "/m/good", strings.NewReader("hello"), "OC-Checksum", "SHA1:aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d MD5:5d41402abc4b2a76b9719d911017c592", "X-OC-Mtime", "1700000000")
+	wantStatus(t, resp, http.StatusCreated)
+	if resp.Header.Get("X-OC-Mtime") != "" {
+		t.Fatal("X-OC-Mtime accepted by a driver that cannot set times")
+	}
+}

@@ -168,7 +168,20 @@ type readFile struct {
 }
 
 // DeadProps implements webdav.DeadPropsHolder.
-func (f *readFile) DeadProps() (map[xml.Name]webdav.Property, error) { return f.s.deadProps(f.key) }
+// Content hashes are served as oc:checksums beside the stored properties.
+func (f *readFile) DeadProps() (map[xml.Name]webdav.Property, error) {
+	props, err := f.s.deadProps(f.key)
+	if err != nil {
+		return nil, err
+	}
+	if p, ok := checksumProp(f.info.obj.Hashes); ok {
+		if props == nil {
+			props = map[xml.Name]webdav.Property{}
+		}
+		props[ocChecksums] = p
+	}
+	return props, nil
+}
 
 // Patch implements webdav.DeadPropsHolder.
 func (f *readFile) Patch(patches []webdav.Proppatch) ([]webdav.Propstat, error) {

@@ -253,6 +253,10 @@ func (s *Server) servePut(w http.ResponseWriter, r *http.Request, t target) {
 		writeStatus(w, http.StatusBadRequest, "body shorter than Content-Length")
 		return
 	}
+	if err := verifyChecksum(r.Header.Get("OC-Checksum"), sp.upload().Hashes); err != nil {
+		writeError(w, err)
+		return
+	}
 	modTime := parseMtime(r.Header.Get("X-OC-Mtime"))
 	obj, created, err := s.put(ctx, t, sp, modTime)
 	if err != nil {

@@ -100,3 +100,30 @@ func TestPutIsAtomicAndHidesItsTempFile(t *testing.T) {
 type failingReader struct{}
 
 func (failingReader) ReadAt(p []byte, off int64) (int, error) { return 0, errors.New("disk on fire") }
+
+func TestHashesOnlyWhileValid(t *testing.T) {
+	d, _ := setup(t)
+	ctx := context.Background()
+	data := []byte("hello")
+	up := upload(data)
+	up.Hashes = drivers.Hashes{MD5: "5d41402abc4b2a76b9719d911017c592", SHA1: "aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d"}
+	obj, err := d.Put(ctx, drivers.Ref{Path: "/"}, "h.txt", up)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if obj.Hashes != up.Hashes {
+		t.Skipf("no user xattrs on this file system: %+v", obj.Hashes)
+	}
+	cp, err := d.Copy(ctx, drivers.Ref{Path: "/h.txt", Object: obj}, drivers.Ref{Path: "/"}, "h2.txt")
+	if err != nil || cp.Hashes != up.Hashes {
+		t.Fatalf("copy lost the hashes: %+v %v", cp.Hashes, err)
+	}
+	// Changed behind the bridge's back: the record no longer applies.
+	os.WriteFile(filepath.Join(d.dir, "h.txt"), []byte("HELLO, changed"), 0o644)
+	list, _ := d.List(ctx, drivers.Ref{Path: "/"})
+	for _, o := range list {
+		if o.Name == "h.txt" && o.Hashes != (drivers.Hashes{}) {
+			t.Fatalf("stale hashes reported for a changed file: %+v", o.Hashes)
+		}
+	}
+}

@@ -4,8 +4,9 @@
 // out of the root is listed by its own name but cannot be opened, and
 // os.Root refuses to follow it), not with absolute names.
 //
-// Object.ID is the mount-relative path. The driver reports no hashes: it
-// never reads content to list a folder.
+// Object.ID is the mount-relative path. It never reads content to list a
+// folder; the hashes it reports are those of files it wrote itself, kept in
+// an extended attribute (see hashAttr).
 package local
 
 import (
@@ -161,7 +162,9 @@ func (d *Driver) List(ctx context.Context, dir drivers.Ref) ([]drivers.Object, e
 		if !fi.Mode().IsRegular() && !fi.IsDir() {
 			continue // sockets, devices: not files a client can use
 		}
-		out = append(out, object(n, fi))
+		o := object(n, fi)
+		o.Hashes = d.hashesOf(n, fi)
+		out = append(out, o)
 	}
 	return out, nil
 }
@@ -212,7 +215,9 @@ func (d *Driver) stat(p string) (drivers.Object, error) {
 	if err != nil {
 		return drivers.Object{}, classify("stat", p, err)
 	}
-	return object(p, fi), nil
+	o := object(p, fi)
+	o.Hashes = d.hashesOf(p, fi)
+	return o, nil
 }
 
 // exists reports whether p is taken (even by a dangling link).
@@ -318,10 +323,19 @@ func (d *Driver) copyFile(ctx context.Context, src, dst string, fi fs.FileInfo) 
 		out.Close()
 		return classify("copy", dst, err)
 	}
+	if err := d.root.Chtimes(dst, fi.ModTime(), fi.ModTime()); err != nil {
+		out.Close()
+		return classify("copy", dst, err)
+	}
+	if h := readHashes(in, fi); h.MD5 != "" {
+		if ofi, err := out.Stat(); err == nil {
+			writeHashes(out, ofi, h)
+		}
+	}
 	if err := out.Close(); err != nil {
 		return classify("copy", dst, err)
 	}
-	return d.root.Chtimes(dst, fi.ModTime(), fi.ModTime())
+	return nil
 }
 
 // Remove deletes a file or a folder with its content.
@@ -369,16 +383,19 @@ func (d *Driver) Put(ctx context.Context, parent drivers.Ref, n string, up drive
 	if _, err := io.Copy(out, ctxReader{ctx, io.NewSectionReader(up.Body, 0, up.Size)}); err != nil {
 		return drivers.Object{}, classify("put", dst, err)
 	}
+	if !up.ModTime.IsZero() {
+		if err := d.root.Chtimes(tmp, up.ModTime, up.ModTime); err != nil {
+			return drivers.Object{}, classify("put", dst, err)
+		}
+	}
+	if fi, err := out.Stat(); err == nil {
+		writeHashes(out, fi, up.Hashes)
+	}
 	if err := out.Sync(); err != nil {
 		return drivers.Object{}, classify("put", dst, err)
 	}
 	if err := out.Close(); err != nil {
 		return drivers.Object{}, classify("put", dst, err)
-	}
-	if !up.ModTime.IsZero() {
-		if err := d.root.Chtimes(tmp, up.ModTime, up.ModTime); err != nil {
-			return drivers.Object{}, classify("put", dst, err)
-		}
 	}
 	if err := d.root.Rename(tmp, dst); err != nil {
 		return drivers.Object{}, classify("put", dst, err)

@@ -62,6 +62,13 @@ func TestLitmus(t *testing.T) {
 // through the environment only.
 func rclone(t *testing.T, b *bridge, m Mount, args ...string) (string, error) {
 	t.Helper()
+	return rcloneVendor(t, b, m, "other", args...)
+}
+
+// rcloneVendor is rclone with the remote's vendor set: "owncloud" makes it
+// send X-OC-Mtime and OC-Checksum and compare oc:checksums.
+func rcloneVendor(t *testing.T, b *bridge, m Mount, vendor string, args ...string) (string, error) {
+	t.Helper()
 	bin := needTool(t, "rclone")
 	obscured, err := exec.Command(bin, "obscure", adminPass).Output()
 	if err != nil {
@@ -71,7 +78,7 @@ func rclone(t *testing.T, b *bridge, m Mount, args ...string) (string, error) {
 	cmd.Env = append(os.Environ(),
 		"RCLONE_CONFIG_B_TYPE=webdav",
 		"RCLONE_CONFIG_B_URL="+b.url+m.Path,
-		"RCLONE_CONFIG_B_VENDOR=other",
+		"RCLONE_CONFIG_B_VENDOR="+vendor,
 		"RCLONE_CONFIG_B_USER="+adminUser,
 		"RCLONE_CONFIG_B_PASS="+strings.TrimSpace(string(obscured)),
 	)
@@ -267,6 +274,28 @@ func TestFFprobeSeeks(t *testing.T) {
 		}
 		if len(times) < 10 || times[0] < 5 || times[0] > 6.01 || times[len(times)-1] < 6.9 {
 			t.Fatalf("frames after seeking to 6 s: %v", times)
+		}
+	})
+}
+
+func TestRcloneOwnCloudVendor(t *testing.T) {
+	forEachMount(t, func(t *testing.T, b *bridge, m Mount) {
+		src, _ := oddTree(t)
+		if out, err := rcloneVendor(t, b, m, "owncloud", "copy", src, "b:oc"); err != nil {
+			t.Fatalf("copy: %v\n%s", err, out)
+		}
+		out, err := rcloneVendor(t, b, m, "owncloud", "check", src, "b:oc")
+		if err != nil || !strings.Contains(out, "0 differences found") || strings.Contains(out, "could not be checked") {
+			t.Fatalf("check did not compare every file by hash: %v\n%s", err, out)
+		}
+		// owncloud compares modification times: nothing to send means the
+		// bridge kept the client's times.
+		out, err = rcloneVendor(t, b, m, "owncloud", "copy", "-v", src, "b:oc")
+		if err != nil || strings.Contains(out, "Copied") || strings.Contains(out, "Updated") {
+			t.Fatalf("second copy transferred something: %v\n%s", err, out)
+		}
+		if out, err := rcloneVendor(t, b, m, "owncloud", "purge", "b:oc"); err != nil {
+			t.Fatalf("purge: %v\n%s", err, out)
 		}
 	})
 }
