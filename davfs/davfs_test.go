@@ -601,3 +601,43 @@ func TestOwnCloudChecksumsAndMtime(t *testing.T) {
 		t.Fatal("X-OC-Mtime accepted by a driver that cannot set times")
 	}
 }
+
+func TestQuotaRefusesBeforeTheBody(t *testing.T) {
+	d := newMemDriver(t, allFeatures()) // 1 GiB free
+	e := newEnv(t, Options{}, Mount{Path: "/m", Driver: d})
+	req, _ := http.NewRequest("PUT", e.http.URL+"/m/huge", strings.NewReader("tiny"))
+	req.ContentLength = 2 << 30 // the body would never come
+	req.Header.Set("Expect", "100-continue")
+	resp, err := http.DefaultClient.Do(req)
+	if err == nil {
+		resp.Body.Close()
+	}
+	if err != nil || resp.StatusCode != http.StatusInsufficientStorage {
+		t.Fatalf("over-quota PUT: %v %v", resp, err)
+	}
+	if n := e.srv.ProviderCalls("/m")[OpPut]; n != 0 {
+		t.Fatalf("%d uploads", n)
+	}
+}
+
+func TestExplorerSetsModTime(t *testing.T) {
+	store, err := deadprops.Open(filepath.Join(t.TempDir(), "props.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	e := newEnv(t, Options{Props: store}, Mount{Path: "/m", Driver: newMemDriver(t, allFeatures())})
+	wantStatus(t, e.do(t, "PUT", "/m/doc.txt", strings.NewReader("x")), http.StatusCreated)
+	patch := `<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:schemas-microsoft-com:"><D:set><D:prop>` +
+		`<Z:Win32LastModifiedTime>Thu, 02 Jan 2020 03:04:05 GMT</Z:Win32LastModifiedTime>` +
+		`<Z:Win32FileAttributes>00000020</Z:Win32FileAttributes></D:prop></D:set></D:propertyupdate>`
+	resp := e.do(t, "PROPPATCH", "/m/doc.txt", strings.NewReader(patch))
+	wantStatus(t, resp, http.StatusMultiStatus)
+	if body := readBody(t, resp); strings.Contains(body, "403") || strings.Contains(body, "409") {
+		t.Fatalf("PROPPATCH refused: %s", body)
+	}
+	resp = e.do(t, "HEAD", "/m/doc.txt", nil)
+	if lm := resp.Header.Get("Last-Modified"); lm != "Thu, 02 Jan 2020 03:04:05 GMT" {
+		t.Fatalf("Last-Modified %q after Win32LastModifiedTime", lm)
+	}
+}

@@ -91,7 +91,7 @@ func (f *fileSystem) OpenFile(ctx context.Context, name string, flag int, perm o
 		return &dirFile{s: s, ctx: ctx, t: t, info: fi}, nil
 	}
 	ref := drivers.Ref{Path: t.rel, Object: fi.obj}
-	return &readFile{s: s, key: t.full, info: fi, rangeReader: rangeReader{ctx: ctx, open: s.openerFor(t.m, ref), size: fi.obj.Size}}, nil
+	return &readFile{s: s, t: t, info: fi, rangeReader: rangeReader{ctx: ctx, open: s.openerFor(t.m, ref), size: fi.obj.Size}}, nil
 }
 
 // statInfo describes the share root, a mount root or an object.
@@ -162,7 +162,7 @@ var errIsDir = errors.New("is a folder")
 // readFile is a file opened for reading: a lazy ranged stream.
 type readFile struct {
 	s    *Server
-	key  string // share path, for dead properties
+	t    target
 	info *fileInfo
 	rangeReader
 }
@@ -170,7 +170,7 @@ type readFile struct {
 // DeadProps implements webdav.DeadPropsHolder.
 // Content hashes are served as oc:checksums beside the stored properties.
 func (f *readFile) DeadProps() (map[xml.Name]webdav.Property, error) {
-	props, err := f.s.deadProps(f.key)
+	props, err := f.s.deadProps(f.t.full)
 	if err != nil {
 		return nil, err
 	}
@@ -185,7 +185,7 @@ func (f *readFile) DeadProps() (map[xml.Name]webdav.Property, error) {
 
 // Patch implements webdav.DeadPropsHolder.
 func (f *readFile) Patch(patches []webdav.Proppatch) ([]webdav.Propstat, error) {
-	return f.s.patchProps(f.key, patches)
+	return f.s.patchProps(f.ctx, f.t, patches)
 }
 
 // deadProps returns what PROPPATCH stored for the share path.
@@ -197,13 +197,17 @@ func (s *Server) deadProps(key string) (map[xml.Name]webdav.Property, error) {
 }
 
 // patchProps stores a PROPPATCH; without a store every change is refused,
-// as x/net does for files that hold no dead properties.
-func (s *Server) patchProps(key string, patches []webdav.Proppatch) ([]webdav.Propstat, error) {
+// as x/net does for files that hold no dead properties. A modification
+// time set by Explorer or a client of DAV:lastmodified is also applied to
+// the object where the driver can.
+func (s *Server) patchProps(ctx context.Context, t target, patches []webdav.Proppatch) ([]webdav.Propstat, error) {
 	status := http.StatusOK
 	if s.opts.Props == nil {
 		status = http.StatusForbidden
-	} else if err := s.opts.Props.Patch(key, patches); err != nil {
+	} else if err := s.opts.Props.Patch(t.full, patches); err != nil {
 		return nil, err
+	} else {
+		s.applyModTime(ctx, t, patches)
 	}
 	pstat := webdav.Propstat{Status: status}
 	for _, p := range patches {

@@ -236,6 +236,10 @@ func (s *Server) servePut(w http.ResponseWriter, r *http.Request, t target) {
 			writeError(w, err)
 			return
 		}
+		if err := s.checkQuota(ctx, t, r.ContentLength); err != nil {
+			writeError(w, err)
+			return
+		}
 	}
 	sp, err := newSpool(s.opts.TempDir)
 	if err != nil {

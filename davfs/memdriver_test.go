@@ -294,3 +294,14 @@ func (d *memDriver) file(p string) ([]byte, bool) {
 	}
 	return cur.data, true
 }
+
+func (d *memDriver) SetModTime(ctx context.Context, obj drivers.Ref, t time.Time) (drivers.Object, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n, err := d.node(obj)
+	if err != nil {
+		return drivers.Object{}, err
+	}
+	n.modTime = t
+	return d.obj(n), nil
+}

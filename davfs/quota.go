@@ -115,5 +115,25 @@ func (f *dirFile) DeadProps() (map[xml.Name]webdav.Property, error) {
 
 // Patch implements webdav.DeadPropsHolder.
 func (f *dirFile) Patch(patches []webdav.Proppatch) ([]webdav.Propstat, error) {
-	return f.s.patchProps(f.t.full, patches)
+	return f.s.patchProps(f.ctx, f.t, patches)
+}
+
+// checkQuota refuses, before its body is read, an upload of size bytes that
+// cannot fit in the mount's free space (what it replaces is freed).
+func (s *Server) checkQuota(ctx context.Context, t target, size int64) error {
+	if t.m == nil || !t.m.features.Quota || size == 0 {
+		return nil
+	}
+	q, err := s.quota(ctx, t.m)
+	if err != nil || q.Free < 0 {
+		return nil // unknown: let the provider decide
+	}
+	var replaced int64
+	if old, err := s.stat(ctx, t.m, t.rel); err == nil && !old.IsDir {
+		replaced = old.Size
+	}
+	if size-replaced > q.Free {
+		return fmt.Errorf("%d bytes, %d free on %s: %w", size, q.Free, t.m.path, drivers.ErrQuota)
+	}
+	return nil
 }

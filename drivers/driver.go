@@ -180,3 +180,10 @@ type LoginOptions struct {
 type Checker interface {
 	Check(ctx context.Context) error
 }
+
+// ModTimeSetter is implemented by drivers that can change an existing
+// object's modification time (Explorer and Finder set it with PROPPATCH
+// after writing). Drivers without it keep such times as dead properties.
+type ModTimeSetter interface {
+	SetModTime(ctx context.Context, obj Ref, t time.Time) (Object, error)
+}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"bridge/drivers"
 )
@@ -125,5 +126,14 @@ func TestHashesOnlyWhileValid(t *testing.T) {
 		if o.Name == "h.txt" && o.Hashes != (drivers.Hashes{}) {
 			t.Fatalf("stale hashes reported for a changed file: %+v", o.Hashes)
 		}
+	}
+}
+
+func TestSetModTimeThroughProppatchTarget(t *testing.T) {
+	d, _ := setup(t)
+	when := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+	o, err := d.SetModTime(context.Background(), drivers.Ref{Path: "/sub/in.txt"}, when)
+	if err != nil || !o.ModTime.Equal(when) {
+		t.Fatalf("SetModTime: %v %v", o.ModTime, err)
 	}
 }

@@ -415,3 +415,12 @@ func (d *Driver) Quota(ctx context.Context) (drivers.Quota, error) {
 	used := total - int64(st.Bfree)*st.Bsize
 	return drivers.Quota{Total: total, Used: used, Free: free}, nil
 }
+
+// SetModTime changes a file's or folder's modification time.
+func (d *Driver) SetModTime(ctx context.Context, obj drivers.Ref, t time.Time) (drivers.Object, error) {
+	p := name(obj.Path)
+	if err := d.root.Chtimes(p, t, t); err != nil {
+		return drivers.Object{}, classify("set time", obj.Path, err)
+	}
+	return d.stat(p)
+}
