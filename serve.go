@@ -213,7 +213,12 @@ func buildHandler(ctx context.Context, c *config.Config, log zerolog.Logger) (ht
 		if cl, ok := drv.(drivers.Closer); ok {
 			closers = append(closers, cl)
 		}
-		mounts = append(mounts, davfs.Mount{Path: m.Path, Driver: drv, Redirect: m.Download == config.DownloadRedirect})
+		mounts = append(mounts, davfs.Mount{
+			Path:                m.Path,
+			Driver:              drv,
+			Redirect:            m.Download == config.DownloadRedirect,
+			RefuseMacOSMetadata: m.RefuseMacOSMetadata,
+		})
 	}
 	if err := os.MkdirAll(c.Server.StateDir, 0o700); err != nil {
 		closeAll()

@@ -60,6 +60,8 @@ type Mount struct {
 	Path     string `toml:"path"`
 	Driver   string `toml:"driver"`
 	Download string `toml:"download"`
+	// RefuseMacOSMetadata answers 403 to creating "._*" and ".DS_Store".
+	RefuseMacOSMetadata bool `toml:"refuse_macos_metadata"`
 	// Options is the driver's own table, decoded by DecodeOptions.
 	Options map[string]any `toml:"options"`
 

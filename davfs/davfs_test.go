@@ -411,7 +411,7 @@ func TestPutRules(t *testing.T) {
 	e := newEnv(t, Options{}, Mount{Path: "/m", Driver: d})
 	wantStatus(t, e.do(t, "PUT", "/m/missing/f", strings.NewReader("x")), http.StatusConflict)
 	wantStatus(t, e.do(t, "PUT", "/m/big", strings.NewReader("more than ten bytes")), http.StatusRequestEntityTooLarge)
-	wantStatus(t, e.do(t, "PUT", "/m/empty", strings.NewReader("")), http.StatusNotImplemented)
+	wantStatus(t, e.do(t, "PUT", "/m/empty", strings.NewReader("")), http.StatusCreated) // pending, see TestEmptyFirst...
 	wantStatus(t, e.do(t, "PUT", "/m", strings.NewReader("x")), http.StatusMethodNotAllowed)
 	wantStatus(t, e.do(t, "PUT", "/top.txt", strings.NewReader("x")), http.StatusForbidden)
 	wantStatus(t, e.do(t, "MKCOL", "/m/dir", nil), http.StatusCreated)
@@ -640,4 +640,54 @@ func TestExplorerSetsModTime(t *testing.T) {
 	if lm := resp.Header.Get("Last-Modified"); lm != "Thu, 02 Jan 2020 03:04:05 GMT" {
 		t.Fatalf("Last-Modified %q after Win32LastModifiedTime", lm)
 	}
+}
+
+func TestEmptyFirstThenContentOnProviderWithoutEmptyFiles(t *testing.T) {
+	f := allFeatures()
+	f.EmptyFiles = false
+	d := newMemDriver(t, f)
+	e := newEnv(t, Options{}, Mount{Path: "/m", Driver: d})
+	// Explorer: PUT 0 bytes, LOCK, PUT content, UNLOCK.
+	wantStatus(t, e.do(t, "PUT", "/m/New Text Document.txt", strings.NewReader("")), http.StatusCreated)
+	resp := e.do(t, "PROPFIND", "/m/", nil, "Depth", "1")
+	if body := readBody(t, resp); !strings.Contains(body, "New%20Text%20Document.txt") {
+		t.Fatalf("pending file not listed: %s", body)
+	}
+	if resp := e.do(t, "GET", "/m/New Text Document.txt", nil); resp.StatusCode != 200 || readBody(t, resp) != "" {
+		t.Fatalf("pending file GET: %d", resp.StatusCode)
+	}
+	lockBody := `<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockinfo>`
+	resp = e.do(t, "LOCK", "/m/New Text Document.txt", strings.NewReader(lockBody))
+	wantStatus(t, resp, http.StatusOK)
+	token := resp.Header.Get("Lock-Token")
+	wantStatus(t, e.do(t, "PUT", "/m/New Text Document.txt", strings.NewReader("typed text"), "If", "("+token+")"), http.StatusCreated)
+	wantStatus(t, e.do(t, "UNLOCK", "/m/New Text Document.txt", nil, "Lock-Token", token), http.StatusNoContent)
+	if got, ok := d.file("/New Text Document.txt"); !ok || string(got) != "typed text" {
+		t.Fatalf("provider has %q %v", got, ok)
+	}
+	if n := e.srv.ProviderCalls("/m")[OpPut]; n != 1 {
+		t.Fatalf("%d uploads, want 1 (the empty one stays with the bridge)", n)
+	}
+	// LOCK on a new name, then delete it: the provider never hears of it.
+	resp = e.do(t, "LOCK", "/m/tmp.txt", strings.NewReader(lockBody))
+	wantStatus(t, resp, http.StatusCreated)
+	tmpToken := resp.Header.Get("Lock-Token")
+	wantStatus(t, e.do(t, "MOVE", "/m/tmp.txt", nil, "Destination", "/m/tmp2.txt", "If", "("+tmpToken+")"), http.StatusCreated)
+	wantStatus(t, e.do(t, "GET", "/m/tmp2.txt", nil), http.StatusOK)
+	wantStatus(t, e.do(t, "DELETE", "/m/tmp2.txt", nil), http.StatusNoContent)
+	wantStatus(t, e.do(t, "GET", "/m/tmp2.txt", nil), http.StatusNotFound)
+	calls := e.srv.ProviderCalls("/m")
+	if calls[OpPut] != 1 || calls[OpRemove] != 0 {
+		t.Fatalf("pending entries reached the provider: %v", calls)
+	}
+}
+
+func TestMacOSMetadataRefusedPerMount(t *testing.T) {
+	e := newEnv(t, Options{}, Mount{Path: "/m", Driver: newMemDriver(t, allFeatures()), RefuseMacOSMetadata: true},
+		Mount{Path: "/ok", Driver: newMemDriver(t, allFeatures())})
+	wantStatus(t, e.do(t, "PUT", "/m/._photo.jpg", strings.NewReader("x")), http.StatusForbidden)
+	wantStatus(t, e.do(t, "PUT", "/m/.DS_Store", strings.NewReader("x")), http.StatusForbidden)
+	wantStatus(t, e.do(t, "PUT", "/m/photo.jpg", strings.NewReader("x")), http.StatusCreated)
+	wantStatus(t, e.do(t, "COPY", "/m/photo.jpg", nil, "Destination", "/m/._photo.jpg"), http.StatusForbidden)
+	wantStatus(t, e.do(t, "PUT", "/ok/.DS_Store", strings.NewReader("x")), http.StatusCreated)
 }

@@ -22,6 +22,19 @@ var writeMethods = map[string]bool{
 	"PROPPATCH": true, "LOCK": true,
 }
 
+// creates are the methods that can bring a new name into being.
+var creates = map[string]bool{"PUT": true, "MKCOL": true, "LOCK": true, "PROPPATCH": true}
+
+// refusedMacMetadata reports a Finder metadata name on a mount that
+// refuses them.
+func refusedMacMetadata(t target) bool {
+	if t.m == nil || !t.m.noMacMD {
+		return false
+	}
+	base := path.Base(t.rel)
+	return strings.HasPrefix(base, "._") || base == ".DS_Store"
+}
+
 // ServeHTTP serves the share. The user, if any, comes from the request's
 // context (auth.WithUser); visibility and read-only are enforced here.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -38,6 +51,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if u := auth.UserFrom(ctx); u != nil && u.ReadOnly && writeMethods[r.Method] {
 		writeStatus(w, http.StatusForbidden, "read-only user")
+		return
+	}
+	if creates[r.Method] && refusedMacMetadata(t) {
+		writeError(w, errMacMetadata)
 		return
 	}
 	switch r.Method {
@@ -114,7 +131,7 @@ func (s *Server) serveGet(w http.ResponseWriter, r *http.Request, t target) {
 		return
 	}
 	ref := drivers.Ref{Path: t.rel, Object: fi.obj}
-	if t.m.redirect && t.m.features.Links {
+	if t.m.redirect && t.m.features.Links && !isPending(fi.obj) {
 		l, err := s.link(ctx, t.m, ref, false)
 		if err != nil {
 			writeError(w, err)
@@ -355,6 +372,10 @@ func (s *Server) serveCopyMove(w http.ResponseWriter, r *http.Request, src targe
 	}
 	if err != nil {
 		writeError(w, err)
+		return
+	}
+	if refusedMacMetadata(dst) {
+		writeError(w, errMacMetadata)
 		return
 	}
 	// RFC 4918 10.6: no Overwrite header means T (x/net reads it as F,

@@ -182,6 +182,12 @@ func (s *Server) confirmIf(r *http.Request, h string, now time.Time, src, dst st
 			return s.holdUnlocked(now, lsrc, dst)
 		}
 		release, err := s.ls.Confirm(now, lsrc, dst, tokens...)
+		if errors.Is(err, webdav.ErrConfirmationFailed) && lsrc != "" && dst != "" {
+			// The tokens must match the source; the destination may
+			// instead be a name nobody has locked (a MOVE of a locked file
+			// to a new name).
+			release, err = s.confirmSourceOnly(now, lsrc, dst, tokens)
+		}
 		if errors.Is(err, webdav.ErrConfirmationFailed) {
 			continue
 		}
@@ -192,4 +198,18 @@ func (s *Server) confirmIf(r *http.Request, h string, now time.Time, src, dst st
 	}
 	// RFC 4918 10.4.1: when every list fails, the request fails with 412.
 	return nil, http.StatusPreconditionFailed, webdav.ErrLocked
+}
+
+// confirmSourceOnly confirms the tokens for src and holds dst unlocked.
+func (s *Server) confirmSourceOnly(now time.Time, src, dst string, tokens []webdav.Condition) (func(), error) {
+	releaseSrc, err := s.ls.Confirm(now, src, "", tokens...)
+	if err != nil {
+		return nil, err
+	}
+	releaseDst, _, err := s.holdUnlocked(now, "", dst)
+	if err != nil {
+		releaseSrc()
+		return nil, webdav.ErrConfirmationFailed
+	}
+	return func() { releaseDst(); releaseSrc() }, nil
 }

@@ -76,6 +76,11 @@ func (s *Server) remove(ctx context.Context, t target) error {
 	if err != nil {
 		return err
 	}
+	if isPending(ref.Object) {
+		s.pending.remove(t.m, t.rel)
+		s.recordGone(t.m, t.rel)
+		return nil
+	}
 	if err := t.m.drv.Remove(ctx, ref); err != nil {
 		s.cache.forget(t.m.path, path.Dir(t.rel))
 		return fmt.Errorf("%s: remove: %w", t.full, err)
@@ -138,11 +143,24 @@ func (s *Server) put(ctx context.Context, t target, sp *spool, modTime time.Time
 	if err != nil {
 		return drivers.Object{}, false, err
 	}
+	wasPending := old != nil && isPending(*old)
+	if wasPending {
+		old = nil // nothing at the provider to replace
+	}
+	if sp.size == 0 && !t.m.features.EmptyFiles && old == nil {
+		obj := s.pending.add(t.m, t.rel)
+		s.recordNew(t.m, t.rel, obj)
+		return obj, !wasPending, nil
+	}
 	obj, err = s.putInto(ctx, t.m, parent, path.Base(t.rel), sp, modTime, old)
+	if err == nil && wasPending {
+		s.pending.remove(t.m, t.rel)
+		created = true
+	}
 	if err != nil {
 		return drivers.Object{}, false, fmt.Errorf("%s: %w", t.full, err)
 	}
-	return obj, old == nil, nil
+	return obj, created || old == nil, nil
 }
 
 // putInto uploads sp as name into parent and records it.
@@ -196,6 +214,9 @@ func (s *Server) transfer(ctx context.Context, src, dst target, move, overwrite 
 	}
 	exists := err == nil
 	name := path.Base(dst.rel)
+	if isPending(srcRef.Object) {
+		return s.transferPending(ctx, src, dst, move, exists, old)
+	}
 	do := func() error {
 		if src.m == dst.m {
 			return s.transferWithin(ctx, src.m, srcRef, dstParent, name, move, deep)
@@ -308,6 +329,9 @@ func (s *Server) transferWithin(ctx context.Context, m *mount, src, dstParent dr
 // a provider without any copy, byte by byte through a temp file).
 func (s *Server) copyWithin(ctx context.Context, m *mount, src, dstParent drivers.Ref, name string, deep bool) error {
 	dstRel := path.Join(dstParent.Path, name)
+	if isPending(src.Object) {
+		return s.streamCopy(ctx, m, src, m, dstParent, name)
+	}
 	if (src.IsDir && deep && m.features.CopyDir) || (!src.IsDir && m.features.CopyFile) {
 		obj, err := m.drv.Copy(ctx, src, dstParent, name)
 		if err != nil {
@@ -372,6 +396,11 @@ func (s *Server) copyAcross(ctx context.Context, sm *mount, src drivers.Ref, dm 
 
 // streamCopy reads a file from one mount into a spool and uploads it.
 func (s *Server) streamCopy(ctx context.Context, sm *mount, src drivers.Ref, dm *mount, dstParent drivers.Ref, name string) error {
+	if src.Size == 0 && !dm.features.EmptyFiles {
+		rel := path.Join(dstParent.Path, name)
+		s.recordNew(dm, rel, s.pending.add(dm, rel))
+		return nil
+	}
 	if err := checkSize(dm, src.Size); err != nil {
 		return err
 	}
@@ -393,4 +422,28 @@ func (s *Server) streamCopy(ctx context.Context, sm *mount, src drivers.Ref, dm 
 		return fmt.Errorf("%s%s: %w", dm.path, path.Join(dstParent.Path, name), err)
 	}
 	return nil
+}
+
+// transferPending copies or moves a pending empty entry: only the bridge
+// knows it, so only the bridge's records change (or, on a mount that
+// stores empty files, a real empty file is made).
+func (s *Server) transferPending(ctx context.Context, src, dst target, move, exists bool, old drivers.Object) (bool, error) {
+	if exists {
+		if err := s.remove(ctx, dst); err != nil {
+			return false, err
+		}
+	}
+	sp, err := newSpool(s.opts.TempDir)
+	if err != nil {
+		return false, err
+	}
+	defer sp.discard()
+	if _, _, err := s.put(ctx, dst, sp, time.Time{}); err != nil {
+		return false, err
+	}
+	if move {
+		s.pending.remove(src.m, src.rel)
+		s.recordGone(src.m, src.rel)
+	}
+	return !exists, nil
 }

@@ -37,6 +37,9 @@ type Mount struct {
 	Path     string // "/local": one segment below the root
 	Driver   drivers.Driver
 	Redirect bool // answer GET with a 302 to client-safe links
+	// RefuseMacOSMetadata answers 403 to creating "._*" and ".DS_Store"
+	// files, which Finder writes beside everything it touches.
+	RefuseMacOSMetadata bool
 }
 
 // Options configure a Server.
@@ -65,6 +68,7 @@ type Server struct {
 	cache   *listCache
 	group   singleflight.Group
 	links   *linkCache
+	pending pendingFiles
 	ls      webdav.LockSystem
 	dav     *webdav.Handler
 	client  *http.Client
@@ -77,6 +81,7 @@ type mount struct {
 	drv      *instrumented
 	features drivers.Features
 	redirect bool
+	noMacMD  bool
 	calls    *calls
 
 	rootMu sync.Mutex
@@ -129,6 +134,7 @@ func New(opts Options) (*Server, error) {
 			drv:      &instrumented{d: m.Driver, mount: m.Path, calls: c, observer: opts.Observer},
 			features: m.Driver.Features(),
 			redirect: m.Redirect,
+			noMacMD:  m.RefuseMacOSMetadata,
 			calls:    c,
 		}
 		s.order = append(s.order, m.Path)
@@ -312,6 +318,11 @@ func (s *Server) list(ctx context.Context, m *mount, dir string) (*listing, erro
 			return nil, fmt.Errorf("%s%s: list: %w", m.path, dir, err)
 		}
 		l := newListing(objs)
+		for _, p := range s.pending.in(m, dir) {
+			if _, real := l.get(p.Name); !real {
+				l.put(p)
+			}
+		}
 		s.cache.add(m.path, dir, l)
 		return l, nil
 	})

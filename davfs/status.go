@@ -24,6 +24,7 @@ var (
 	errBadRequest    = errors.New("bad request")
 	errBadGateway    = errors.New("destination is on another server")
 	errInfiniteDepth = errors.New("PROPFIND with Depth: infinity is disabled")
+	errMacMetadata   = errors.New("macOS metadata files are refused on this mount")
 )
 
 // statusTable maps error kinds to WebDAV status codes: the one place where
@@ -50,6 +51,7 @@ var statusTable = []struct {
 	{errFixedFolder, http.StatusForbidden},
 	{errSameResource, http.StatusForbidden},
 	{errInfiniteDepth, http.StatusForbidden},
+	{errMacMetadata, http.StatusForbidden},
 	{errIsFolder, http.StatusMethodNotAllowed},
 	{errDestExists, http.StatusPreconditionFailed},
 	{errBadGateway, http.StatusBadGateway},
