@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"bridge/metrics"
 )
 
 // requestRecord collects what the request log line says about one request.
@@ -57,16 +60,20 @@ func (w *recordingWriter) Flush() {
 // signed URLs and tokens never travel in ours, but a client may put
 // anything there), status, bytes, duration and user. The Authorization
 // header is never logged.
-func requestLog(next http.Handler, log zerolog.Logger) http.Handler {
+func requestLog(next http.Handler, log zerolog.Logger, mtr *metrics.Metrics) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &requestRecord{}
 		ctx := context.WithValue(r.Context(), recordKey{}, rec)
-		next.ServeHTTP(&recordingWriter{ResponseWriter: w, rec: rec}, r.WithContext(ctx))
+		body := &countingBody{ReadCloser: r.Body}
+		r2 := r.WithContext(ctx)
+		r2.Body = body
+		next.ServeHTTP(&recordingWriter{ResponseWriter: w, rec: rec}, r2)
 		status := rec.status
 		if status == 0 {
 			status = http.StatusOK
 		}
+		mtr.ObserveRequest(r.Method, status, time.Since(start), body.n, rec.bytes)
 		ev := log.Info()
 		if status >= 500 {
 			ev = log.Warn()
@@ -75,4 +82,16 @@ func requestLog(next http.Handler, log zerolog.Logger) http.Handler {
 			Int64("bytes", rec.bytes).Dur("duration", time.Since(start)).
 			Str("user", rec.user).Str("remote", r.RemoteAddr).Msg("request")
 	})
+}
+
+// countingBody counts the request body bytes read.
+type countingBody struct {
+	io.ReadCloser
+	n int64
+}
+
+func (c *countingBody) Read(p []byte) (int, error) {
+	n, err := c.ReadCloser.Read(p)
+	c.n += int64(n)
+	return n, err
 }

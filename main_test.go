@@ -3,12 +3,28 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/rs/zerolog"
 	"golang.org/x/crypto/bcrypt"
+
+	"bridge/config"
 )
 
 func runCLI(t *testing.T, stdin string, args ...string) (int, string, string) {
@@ -82,5 +98,160 @@ func TestVersionAndUnknownCommand(t *testing.T) {
 	}
 	if code, _, _ := runCLI(t, "", "frobnicate"); code != 2 {
 		t.Fatalf("unknown command: exit %d", code)
+	}
+}
+
+// writeConfig writes a config for an in-process bridge and returns it.
+func testConfig(t *testing.T, extraServer string) (*config.Config, string) {
+	t.Helper()
+	dir := t.TempDir()
+	h, _ := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
+	src := fmt.Sprintf(`[server]
+listen = "127.0.0.1:0"
+state_dir = %q
+temp_dir = %q
+%s
+[[users]]
+name = "u"
+password_hash = %q
+mounts = ["*"]
+[[mounts]]
+path = "/local"
+driver = "local"
+[mounts.options]
+root = %q
+`, filepath.Join(dir, "state"), filepath.Join(dir, "tmp"), extraServer, h, filepath.Join(dir, "data"))
+	file := filepath.Join(dir, "c.toml")
+	os.WriteFile(file, []byte(src), 0o600)
+	c, err := config.Load(file, driverNames())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, dir
+}
+
+func TestLoginThrottleAndStatusPaths(t *testing.T) {
+	c, _ := testConfig(t, "login_max_failures = 3\n")
+	h, closeAll, err := buildHandler(context.Background(), c, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeAll()
+	hs := httptest.NewServer(h)
+	defer hs.Close()
+	get := func(path, pass string) int {
+		req, _ := http.NewRequest("GET", hs.URL+path, nil)
+		if pass != "" {
+			req.SetBasicAuth("u", pass)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := get("/healthz", ""); code != 200 {
+		t.Fatalf("/healthz without credentials: %d", code)
+	}
+	if code := get("/metrics", ""); code != 200 {
+		t.Fatalf("/metrics without credentials: %d", code)
+	}
+	for i := 0; i < 4; i++ {
+		if code := get("/local/", "nope"); code != 401 {
+			t.Fatalf("failure %d: %d", i, code)
+		}
+	}
+	if code := get("/local/", "pw"); code != 429 {
+		t.Fatalf("after 4 failures the right password got %d, want 429", code)
+	}
+}
+
+func selfSigned(t *testing.T, dir string) (certFile, keyFile string) {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, _ := x509.MarshalECPrivateKey(key)
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
+	return certFile, keyFile
+}
+
+func TestTLSAndGracefulShutdown(t *testing.T) {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := ln.Addr().String()
+	ln.Close()
+	certDir := t.TempDir()
+	cert, key := selfSigned(t, certDir)
+	_, dir := testConfig(t, "")
+	file := filepath.Join(dir, "c.toml")
+	src, _ := os.ReadFile(file)
+	src = bytes.Replace(src, []byte(`listen = "127.0.0.1:0"`), []byte(fmt.Sprintf("listen = %q\ntls_cert = %q\ntls_key = %q\nshutdown_timeout = \"20s\"", addr, cert, key)), 1)
+	os.WriteFile(file, src, 0o600)
+
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "-config", file}, strings.NewReader(""), io.Discard, io.Discard)
+	}()
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	ready := false
+	for i := 0; i < 100 && !ready; i++ {
+		if resp, err := client.Get("https://" + addr + "/healthz"); err == nil {
+			resp.Body.Close()
+			ready = resp.StatusCode == 200
+		} else {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if !ready {
+		t.Fatal("TLS bridge did not come up")
+	}
+	// An upload is under way when the stop signal comes: it must finish.
+	pr, pw := io.Pipe()
+	req, _ := http.NewRequest("PUT", "https://"+addr+"/local/slow.bin", pr)
+	req.SetBasicAuth("u", "pw")
+	req.ContentLength = 6
+	result := make(chan int, 1)
+	go func() {
+		resp, err := client.Do(req)
+		if err != nil {
+			result <- 0
+			return
+		}
+		resp.Body.Close()
+		result <- resp.StatusCode
+	}()
+	pw.Write([]byte("abc"))
+	// The request is in the server's hands once its body is being spooled.
+	for i := 0; ; i++ {
+		if m, _ := filepath.Glob(filepath.Join(dir, "tmp", "bridge-put-*")); len(m) > 0 {
+			break
+		}
+		if i == 200 {
+			t.Fatal("the upload never reached the server")
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	stop()
+	time.Sleep(200 * time.Millisecond)
+	pw.Write([]byte("def"))
+	pw.Close()
+	if code := <-result; code != 201 {
+		t.Fatalf("upload during shutdown: %d", code)
+	}
+	if code := <-done; code != 0 {
+		t.Fatalf("serve exited %d", code)
+	}
+	if got, _ := os.ReadFile(filepath.Join(dir, "data", "slow.bin")); string(got) != "abcdef" {
+		t.Fatalf("stored %q", got)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -22,11 +23,8 @@ import (
 	"bridge/davfs"
 	"bridge/davfs/deadprops"
 	"bridge/drivers"
+	"bridge/metrics"
 )
-
-// shutdownGrace is how long running requests (uploads above all) may go on
-// after a stop signal.
-const shutdownGrace = 30 * time.Second
 
 func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("serve", stderr)
@@ -64,23 +62,34 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Handler:           handler,
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       5 * time.Minute,
-		ErrorLog:          nil,
 	}
-	log.Info().Str("addr", ln.Addr().String()).Str("url", "http://"+ln.Addr().String()+"/").
+	scheme := "http"
+	if c.Server.TLSCert != "" {
+		scheme = "https"
+	}
+	log.Info().Str("addr", ln.Addr().String()).Str("url", scheme+"://"+ln.Addr().String()+"/").
 		Int("mounts", len(c.Mounts)).Msg("serving WebDAV")
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() {
+		if scheme == "https" {
+			errc <- srv.ServeTLS(ln, c.Server.TLSCert, c.Server.TLSKey)
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
 	select {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
 	}
-	log.Info().Dur("grace", shutdownGrace).Msg("stopping: no new connections, waiting for running requests")
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	grace := c.Server.ShutdownTimeout.Duration
+	log.Info().Dur("grace", grace).Msg("stopping: no new connections, waiting for running requests")
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
+	log.Info().Msg("stopped")
 	return nil
 }
 
@@ -230,7 +239,9 @@ func buildHandler(ctx context.Context, c *config.Config, log zerolog.Logger) (ht
 		return nil, nil, err
 	}
 	closers = append(closers, props)
+	mtr := metrics.New()
 	dav, err := davfs.New(davfs.Options{
+		Metrics:          mtr,
 		Props:            props,
 		Mounts:           mounts,
 		TempDir:          c.Server.TempDir,
@@ -252,10 +263,47 @@ func buildHandler(ctx context.Context, c *config.Config, log zerolog.Logger) (ht
 		closeAll()
 		return nil, nil, err
 	}
-	authed := basic.Middleware(dav, func(r *http.Request, user string, ok bool) {
+	throttle := auth.NewThrottle(c.Server.LoginMaxFailures, time.Minute, c.Server.LoginBlock.Duration)
+	authed := basic.Middleware(dav, throttle, func(r *http.Request, user string, ok bool) {
 		if rec := recordFrom(r.Context()); rec != nil {
 			rec.user = user
 		}
+		if !ok && r.Header.Get("Authorization") != "" {
+			mtr.LoginFailed()
+		}
 	})
-	return requestLog(authed, log), closeAll, nil
+	return routes(healthHandler(dav), mtr.Handler(), requestLog(authed, log, mtr)), closeAll, nil
+}
+
+// routes serves the two status paths (unauthenticated, and outside the
+// request log so that probes do not flood it) and hands every other path to
+// the share untouched: http.ServeMux would clean and redirect WebDAV paths.
+func routes(health, metrics, share http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case config.HealthPath:
+			health.ServeHTTP(w, r)
+		case config.MetricsPath:
+			metrics.ServeHTTP(w, r)
+		default:
+			share.ServeHTTP(w, r)
+		}
+	})
+}
+
+// healthHandler answers /healthz: 200 when every mount's credentials work,
+// 503 otherwise, with each mount's state (and no secrets) as JSON.
+func healthHandler(dav *davfs.Server) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mounts := dav.Health(r.Context())
+		status, code := "ok", http.StatusOK
+		for _, m := range mounts {
+			if !m.OK {
+				status, code = "degraded", http.StatusServiceUnavailable
+			}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		json.NewEncoder(w).Encode(map[string]any{"status": status, "mounts": mounts})
+	})
 }

@@ -126,15 +126,23 @@ func (b *Basic) Check(name, password string) (*User, error) {
 }
 
 // Middleware authenticates every request; without valid credentials it
-// answers 401 with a Basic challenge and never reaches next. onResult, if
-// set, learns each outcome (for request logs and login throttling).
-func (b *Basic) Middleware(next http.Handler, onResult func(r *http.Request, user string, ok bool)) http.Handler {
+// answers 401 with a Basic challenge and never reaches next. A client with
+// too many wrong logins (throttle, may be nil) gets 429. onResult, if set,
+// learns each outcome (for request logs and metrics).
+func (b *Basic) Middleware(next http.Handler, throttle *Throttle, onResult func(r *http.Request, user string, ok bool)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if wait, blocked := throttle.blocked(r); blocked {
+			writeTooMany(w, wait)
+			return
+		}
 		name, password, ok := r.BasicAuth()
 		var u *User
 		var err error = ErrBadCredentials
 		if ok {
 			u, err = b.Check(name, password)
+			if err != nil {
+				throttle.failed(r)
+			}
 		}
 		if onResult != nil {
 			onResult(r, name, err == nil)

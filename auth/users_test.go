@@ -5,6 +5,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 )
@@ -24,7 +25,7 @@ func newBasic(t *testing.T) *Basic {
 func TestBasicMiddleware(t *testing.T) {
 	b := newBasic(t)
 	var seen *User
-	h := b.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { seen = UserFrom(r.Context()) }), nil)
+	h := b.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { seen = UserFrom(r.Context()) }), nil, nil)
 	for _, tc := range []struct {
 		user, pass string
 		set        bool
@@ -66,5 +67,46 @@ func TestCanSee(t *testing.T) {
 	}
 	if !(&User{Mounts: []string{"*"}}).CanSee("/b") {
 		t.Fatal("* should see all")
+	}
+}
+
+func TestThrottleAfterTooManyFailures(t *testing.T) {
+	b := newBasic(t)
+	th := NewThrottle(3, time.Minute, 5*time.Minute)
+	now := time.Unix(1000, 0)
+	th.now = func() time.Time { return now }
+	h := b.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}), th, nil)
+	try := func(addr, pass string, set bool) int {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = addr
+		if set {
+			r.SetBasicAuth("alice", pass)
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w.Code
+	}
+	for i := 0; i < 10; i++ {
+		if code := try("10.0.0.1:5555", "", false); code != 401 {
+			t.Fatalf("challenge request %d: %d", i, code)
+		}
+	}
+	for i := 0; i < 3; i++ {
+		if code := try("10.0.0.1:5555", "guess", true); code != 401 {
+			t.Fatalf("failure %d: %d", i, code)
+		}
+	}
+	if code := try("10.0.0.1:6666", "guess", true); code != 401 {
+		t.Fatalf("4th failure: %d", code)
+	}
+	if code := try("10.0.0.1:7777", "s3cret", true); code != 429 {
+		t.Fatalf("blocked client with the right password: %d, want 429", code)
+	}
+	if code := try("10.0.0.2:1", "s3cret", true); code != 200 {
+		t.Fatalf("another client: %d", code)
+	}
+	now = now.Add(5*time.Minute + time.Second)
+	if code := try("10.0.0.1:7777", "s3cret", true); code != 200 {
+		t.Fatalf("after the block: %d", code)
 	}
 }

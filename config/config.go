@@ -45,6 +45,16 @@ type Server struct {
 	CacheEntries int    `toml:"cache_entries"`
 	LogLevel     string `toml:"log_level"`
 	LogFormat    string `toml:"log_format"`
+	// TLSCert and TLSKey (PEM files) serve HTTPS instead of HTTP.
+	TLSCert string `toml:"tls_cert"`
+	TLSKey  string `toml:"tls_key"`
+	// LoginMaxFailures wrong logins from one address within a minute
+	// block it for LoginBlock (429); 0 uses the default, -1 disables.
+	LoginMaxFailures int      `toml:"login_max_failures"`
+	LoginBlock       Duration `toml:"login_block"`
+	// ShutdownTimeout is how long running requests may go on after a stop
+	// signal.
+	ShutdownTimeout Duration `toml:"shutdown_timeout"`
 }
 
 // User is one WebDAV account.
@@ -83,6 +93,13 @@ func (d *Duration) UnmarshalText(b []byte) error {
 
 // MarshalText writes the duration back as a Go duration string.
 func (d Duration) MarshalText() ([]byte, error) { return []byte(d.Duration.String()), nil }
+
+// Paths the bridge serves itself, without authentication; no mount may
+// take them.
+const (
+	HealthPath  = "/healthz"
+	MetricsPath = "/metrics"
+)
 
 // Download modes of a mount.
 const (
@@ -239,6 +256,15 @@ func (c *Config) applyDefaults() {
 	if s.LogFormat == "" {
 		s.LogFormat = "json"
 	}
+	if s.LoginMaxFailures == 0 {
+		s.LoginMaxFailures = 10
+	}
+	if s.LoginBlock.Duration == 0 {
+		s.LoginBlock.Duration = 5 * time.Minute
+	}
+	if s.ShutdownTimeout.Duration == 0 {
+		s.ShutdownTimeout.Duration = 30 * time.Second
+	}
 	for i := range c.Mounts {
 		if c.Mounts[i].Download == "" {
 			c.Mounts[i].Download = DownloadProxy
@@ -270,6 +296,9 @@ func (c *Config) validate(knownDrivers []string) Problems {
 	if c.Server.CacheEntries < 0 {
 		add("server.cache_entries", "must not be negative")
 	}
+	if (c.Server.TLSCert == "") != (c.Server.TLSKey == "") {
+		add("server.tls_cert", "tls_cert and tls_key go together")
+	}
 
 	mountPaths := map[string]bool{}
 	for i, m := range c.Mounts {
@@ -279,6 +308,8 @@ func (c *Config) validate(knownDrivers []string) Problems {
 			add(key+".path", "is required")
 		case !validMountPath(m.Path):
 			add(key+".path", "must be one folder name below the root, like \"/disktop\", not %q", m.Path)
+		case m.Path == HealthPath || m.Path == MetricsPath:
+			add(key+".path", "%q is where the bridge serves its own status", m.Path)
 		case mountPaths[m.Path]:
 			add(key+".path", "duplicate mount path %q", m.Path)
 		}

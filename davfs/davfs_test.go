@@ -691,3 +691,35 @@ func TestMacOSMetadataRefusedPerMount(t *testing.T) {
 	wantStatus(t, e.do(t, "COPY", "/m/photo.jpg", nil, "Destination", "/m/._photo.jpg"), http.StatusForbidden)
 	wantStatus(t, e.do(t, "PUT", "/ok/.DS_Store", strings.NewReader("x")), http.StatusCreated)
 }
+
+func TestHealthAndProgress(t *testing.T) {
+	var logs bytes.Buffer
+	d := newMemDriver(t, allFeatures())
+	s, err := New(Options{TempDir: t.TempDir(), Logger: zerolog.New(&logs),
+		Mounts: []Mount{{Path: "/ok", Driver: d}, {Path: "/expired", Driver: &needsLogin{d}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := s.Health(context.Background())
+	if len(h) != 2 || !h[0].OK || h[1].OK || !h[1].NeedsLogin || strings.Contains(h[1].Error, "SECRET") {
+		t.Fatalf("health %+v", h)
+	}
+	hs := httptest.NewServer(s)
+	defer hs.Close()
+	e := &testEnv{srv: s, http: hs}
+	wantStatus(t, e.do(t, "PUT", "/ok/big.bin", bytes.NewReader(randomBytes(progressMin+1))), http.StatusCreated)
+	if n := strings.Count(logs.String(), `"message":"upload progress"`); n < 2 || n > 10 || !strings.Contains(logs.String(), `"percent":100`) {
+		t.Fatalf("%d progress lines, want 2 to 10 ending at 100%%:\n%s", n, logs.String())
+	}
+	wantStatus(t, e.do(t, "PROPFIND", "/expired/", nil, "Depth", "0"), http.StatusServiceUnavailable)
+}
+
+type needsLogin struct{ *memDriver }
+
+func (n *needsLogin) Check(ctx context.Context) error {
+	return fmt.Errorf("refresh token SECRET revoked: %w", drivers.ErrAuthExpired)
+}
+
+func (n *needsLogin) Root(ctx context.Context) (drivers.Object, error) {
+	return drivers.Object{}, n.Check(ctx)
+}

@@ -23,8 +23,12 @@ const (
 	OpQuota  = "quota"
 )
 
-// CallObserver learns every driver call the bridge makes (for metrics).
-type CallObserver func(mount, op string, err error)
+// Metrics learns what the bridge does, for monitoring; nil means none.
+type Metrics interface {
+	ProviderCall(mount, op string, err error)
+	CacheLookup(hit bool)
+	UploadInFlight(delta int)
+}
 
 // calls counts driver calls by operation: the steadiest measure of what a
 // WebDAV request costs, asserted in tests.
@@ -59,16 +63,16 @@ func (c *calls) snapshot() map[string]int64 {
 
 // instrumented wraps a driver and counts each call.
 type instrumented struct {
-	d        drivers.Driver
-	mount    string
-	calls    *calls
-	observer CallObserver
+	d       drivers.Driver
+	mount   string
+	calls   *calls
+	metrics Metrics
 }
 
 func (i *instrumented) done(op string, err error) {
 	i.calls.inc(op)
-	if i.observer != nil {
-		i.observer(i.mount, op, err)
+	if i.metrics != nil {
+		i.metrics.ProviderCall(i.mount, op, err)
 	}
 }
 
@@ -123,6 +127,10 @@ func (i *instrumented) Remove(ctx context.Context, obj drivers.Ref) error {
 }
 
 func (i *instrumented) Put(ctx context.Context, parent drivers.Ref, name string, up drivers.Upload) (drivers.Object, error) {
+	if i.metrics != nil {
+		i.metrics.UploadInFlight(1)
+		defer i.metrics.UploadInFlight(-1)
+	}
 	o, err := i.d.Put(ctx, parent, name, up)
 	i.done(OpPut, err)
 	return o, err

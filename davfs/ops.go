@@ -171,6 +171,10 @@ func (s *Server) putInto(ctx context.Context, m *mount, parent drivers.Ref, name
 	up := sp.upload()
 	up.ModTime = modTime
 	up.Replaces = old
+	if up.Size >= progressMin {
+		up.Body = &progressReader{r: up.Body, size: up.Size, start: time.Now(),
+			log: s.log.With().Str("mount", m.path).Str("path", path.Join(parent.Path, name)).Logger()}
+	}
 	obj, err := m.drv.Put(ctx, parent, name, up)
 	rel := path.Join(parent.Path, name)
 	if err != nil {

@@ -55,7 +55,7 @@ type Options struct {
 	LockSystem       webdav.LockSystem // nil: an in-memory one
 	HTTPClient       *http.Client      // fetches download links; nil: a default
 	Logger           zerolog.Logger
-	Observer         CallObserver
+	Metrics          Metrics
 	// Props stores dead properties; nil refuses PROPPATCH with 403.
 	Props *deadprops.Store
 }
@@ -69,6 +69,7 @@ type Server struct {
 	group   singleflight.Group
 	links   *linkCache
 	pending pendingFiles
+	health  healthCache
 	ls      webdav.LockSystem
 	dav     *webdav.Handler
 	client  *http.Client
@@ -131,7 +132,7 @@ func New(opts Options) (*Server, error) {
 		c := &calls{}
 		s.mounts[m.Path] = &mount{
 			path:     m.Path,
-			drv:      &instrumented{d: m.Driver, mount: m.Path, calls: c, observer: opts.Observer},
+			drv:      &instrumented{d: m.Driver, mount: m.Path, calls: c, metrics: opts.Metrics},
 			features: m.Driver.Features(),
 			redirect: m.Redirect,
 			noMacMD:  m.RefuseMacOSMetadata,
@@ -299,7 +300,11 @@ var errNotDir = fmt.Errorf("not a folder: %w", drivers.ErrNotFound)
 // list returns the folder's listing: from the cache, or from one provider
 // listing shared by every concurrent request for the same cold folder.
 func (s *Server) list(ctx context.Context, m *mount, dir string) (*listing, error) {
-	if l, ok := s.cache.get(m.path, dir); ok {
+	l, ok := s.cache.get(m.path, dir)
+	if s.opts.Metrics != nil {
+		s.opts.Metrics.CacheLookup(ok)
+	}
+	if ok {
 		return l, nil
 	}
 	v, err := s.shared(ctx, "list:"+m.path+":"+dir, func(ctx context.Context) (any, error) {
