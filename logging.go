@@ -47,6 +47,23 @@ func (w *recordingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// ReadFrom keeps the server's own ReadFrom reachable, which sends files
+// with sendfile(2) when the source is an *os.File.
+func (w *recordingWriter) ReadFrom(r io.Reader) (int64, error) {
+	if w.rec.status == 0 {
+		w.rec.status = http.StatusOK
+	}
+	var n int64
+	var err error
+	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
+		n, err = rf.ReadFrom(r)
+	} else {
+		n, err = io.Copy(struct{ io.Writer }{w.ResponseWriter}, r)
+	}
+	w.rec.bytes += n
+	return n, err
+}
+
 // Unwrap lets http.ResponseController reach Flush and deadlines.
 func (w *recordingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 

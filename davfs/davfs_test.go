@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/xml"
 	"fmt"
 	"io"
 	"mime"
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -722,4 +724,76 @@ func (n *needsLogin) Check(ctx context.Context) error {
 
 func (n *needsLogin) Root(ctx context.Context) (drivers.Object, error) {
 	return drivers.Object{}, n.Check(ctx)
+}
+
+// multistatus parses a PROPFIND answer into href -> "ns local|status" -> inner XML.
+func multistatus(t *testing.T, body string) map[string]map[string]string {
+	t.Helper()
+	var ms struct {
+		Responses []struct {
+			Href      string `xml:"href"`
+			Propstats []struct {
+				Prop struct {
+					Any []struct {
+						XMLName xml.Name
+						Inner   string `xml:",innerxml"`
+					} `xml:",any"`
+				} `xml:"prop"`
+				Status string `xml:"status"`
+			} `xml:"propstat"`
+		} `xml:"response"`
+	}
+	if err := xml.Unmarshal([]byte(body), &ms); err != nil {
+		t.Fatalf("%v in %s", err, body)
+	}
+	out := map[string]map[string]string{}
+	for _, r := range ms.Responses {
+		props := map[string]string{}
+		for _, ps := range r.Propstats {
+			for _, p := range ps.Prop.Any {
+				// Namespace prefixes differ between writers; compare text.
+				inner := p.Inner
+				if strings.Contains(inner, "collection") {
+					inner = "collection"
+				} else if strings.Contains(inner, "lockentry") {
+					inner = "lockentry"
+				} else if strings.Contains(inner, "checksum") {
+					inner = inner[strings.Index(inner, ">")+1 : strings.LastIndex(inner, "<")]
+				}
+				props[p.XMLName.Space+" "+p.XMLName.Local+"|"+ps.Status] = inner
+			}
+		}
+		out[r.Href] = props
+	}
+	return out
+}
+
+func TestFastPropfindMatchesXNet(t *testing.T) {
+	d := newMemDriver(t, allFeatures())
+	fast := newEnv(t, Options{}, Mount{Path: "/m", Driver: d})
+	slow := newEnv(t, Options{}, Mount{Path: "/m", Driver: d})
+	slow.srv.xnetPropfindOnly = true
+	wantStatus(t, fast.do(t, "MKCOL", "/m/dir%20%231", nil), http.StatusCreated)
+	for _, n := range []string{"a.txt", "中文 & <odd>.mp4", "100%.bin"} {
+		wantStatus(t, fast.do(t, "PUT", "/m/dir%20%231/"+url.PathEscape(n), strings.NewReader(n)), http.StatusCreated)
+	}
+	bodies := []string{
+		"",
+		`<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:allprop/></D:propfind>`,
+		`<?xml version="1.0"?><D:propfind xmlns:D="DAV:" xmlns:oc="http://owncloud.org/ns"><D:prop><D:getcontentlength/><D:resourcetype/><D:getetag/><oc:checksums/><D:creationdate/><X:unknown xmlns:X="urn:x"/></D:prop></D:propfind>`,
+	}
+	for _, p := range []string{"/", "/m/", "/m/dir%20%231/", "/m/dir%20%231/a.txt"} {
+		for _, depth := range []string{"0", "1"} {
+			for _, body := range bodies {
+				a := fast.do(t, "PROPFIND", p, strings.NewReader(body), "Depth", depth)
+				b := slow.do(t, "PROPFIND", p, strings.NewReader(body), "Depth", depth)
+				wantStatus(t, a, http.StatusMultiStatus)
+				wantStatus(t, b, http.StatusMultiStatus)
+				ga, gb := multistatus(t, readBody(t, a)), multistatus(t, readBody(t, b))
+				if fmt.Sprint(ga) != fmt.Sprint(gb) {
+					t.Fatalf("PROPFIND %s Depth %s %q:\nfast  %v\nx/net %v", p, depth, body, ga, gb)
+				}
+			}
+		}
+	}
 }

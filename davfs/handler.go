@@ -1,6 +1,8 @@
 package davfs
 
 import (
+	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"html/template"
@@ -116,8 +118,28 @@ func (s *Server) servePropfind(w http.ResponseWriter, r *http.Request, t target)
 		writeError(w, err)
 		return
 	}
-	s.delegate(w, r, t)
+	if !s.xnetPropfindOnly {
+		body, _ := io.ReadAll(r.Body) // already in memory: withQuotaIfAsked read it
+		if s.fastPropfind(w, r, t, fi, depth, body) {
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+	}
+	// x/net flushes its XML encoder after every response element; a large
+	// buffer turns thousands of small writes into a few big ones.
+	bw := &bufferedWriter{ResponseWriter: w}
+	bw.buf = bufio.NewWriterSize(w, 64<<10)
+	s.delegate(bw, r, t)
+	bw.buf.Flush()
 }
+
+// bufferedWriter buffers a response body.
+type bufferedWriter struct {
+	http.ResponseWriter
+	buf *bufio.Writer
+}
+
+func (b *bufferedWriter) Write(p []byte) (int, error) { return b.buf.Write(p) }
 
 func (s *Server) serveGet(w http.ResponseWriter, r *http.Request, t target) {
 	ctx := r.Context()
@@ -146,6 +168,18 @@ func (s *Server) serveGet(w http.ResponseWriter, r *http.Request, t target) {
 	w.Header().Set("ETag", etag)
 	w.Header().Set("Content-Type", contentType(fi.name))
 	w.Header().Set("Accept-Ranges", "bytes")
+	if fo, ok := t.m.drv.d.(drivers.FileOpener); ok && !isPending(fi.obj) {
+		// A local file: ServeContent on the *os.File lets the kernel send it.
+		f, err := fo.OpenFile(ctx, ref)
+		t.m.drv.done(OpOpen, err)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		defer f.Close()
+		http.ServeContent(w, r, fi.name, fi.modTime, f)
+		return
+	}
 	rd := &rangeReader{ctx: ctx, open: s.openerFor(t.m, ref), size: fi.obj.Size, ends: rangeEnds(r.Header.Get("Range"), fi.obj.Size)}
 	defer rd.Close()
 	if r.Method != http.MethodHead && fi.obj.Size > 0 && r.Header.Get("If-None-Match") == "" {
@@ -264,7 +298,7 @@ func (s *Server) servePut(w http.ResponseWriter, r *http.Request, t target) {
 		return
 	}
 	defer sp.discard()
-	if _, err := io.Copy(sp, r.Body); err != nil {
+	if _, err := sp.readFrom(r.Body); err != nil {
 		if ctx.Err() == nil {
 			writeStatus(w, http.StatusBadRequest, "could not read the request body")
 		}

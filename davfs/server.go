@@ -75,6 +75,9 @@ type Server struct {
 	client  *http.Client
 	log     zerolog.Logger
 	started time.Time
+	// xnetPropfindOnly turns the direct PROPFIND writer off (for tests
+	// that compare it with x/net's).
+	xnetPropfindOnly bool
 }
 
 type mount struct {
@@ -96,6 +99,9 @@ func New(opts Options) (*Server, error) {
 	if opts.CacheTTL <= 0 {
 		opts.CacheTTL = 30 * time.Second
 	}
+	// The LRU splits its TTL into buckets; below a second that rounds to
+	// nothing (and config refuses it anyway).
+	opts.CacheTTL = max(opts.CacheTTL, time.Second)
 	if opts.CacheEntries <= 0 {
 		opts.CacheEntries = 4096
 	}

@@ -6,10 +6,12 @@ import (
 	"encoding/hex"
 	"fmt"
 	"hash"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/rs/zerolog"
@@ -38,10 +40,23 @@ func newSpool(dir string) (*spool, error) {
 	return &spool{f: f, md5: md5.New(), sha1: sha1.New()}, nil
 }
 
+// parallelMin is the write size from which the two hashes are computed on
+// other goroutines while the bytes go to disk: on big uploads hashing, not
+// the disk, would otherwise set the pace.
+const parallelMin = 64 << 10
+
 func (sp *spool) Write(p []byte) (int, error) {
+	var wg sync.WaitGroup
+	if len(p) >= parallelMin {
+		wg.Add(2)
+		go func() { sp.md5.Write(p); wg.Done() }()
+		go func() { sp.sha1.Write(p); wg.Done() }()
+	} else {
+		sp.md5.Write(p)
+		sp.sha1.Write(p)
+	}
 	n, err := sp.f.Write(p)
-	sp.md5.Write(p[:n])
-	sp.sha1.Write(p[:n])
+	wg.Wait()
 	sp.size += int64(n)
 	if err != nil {
 		return n, fmt.Errorf("upload buffer: %w", err)
@@ -49,10 +64,17 @@ func (sp *spool) Write(p []byte) (int, error) {
 	return n, nil
 }
 
+// readFrom fills the spool from r with large writes, so that the hashes
+// can run beside the disk.
+func (sp *spool) readFrom(r io.Reader) (int64, error) {
+	return io.CopyBuffer(struct{ io.Writer }{sp}, r, make([]byte, 1<<20))
+}
+
 // upload describes the finished buffer for a driver.
 func (sp *spool) upload() drivers.Upload {
 	return drivers.Upload{
 		Body: sp.f,
+		Path: sp.f.Name(),
 		Size: sp.size,
 		Hashes: drivers.Hashes{
 			MD5:  hex.EncodeToString(sp.md5.Sum(nil)),

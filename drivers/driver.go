@@ -16,6 +16,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"os"
 	"time"
 )
 
@@ -68,6 +69,11 @@ type Upload struct {
 	// Replaces is the existing object of the same name that this upload
 	// overwrites, or nil. A driver must not lose it if the upload fails.
 	Replaces *Object
+	// Path is the temp file holding Body on this machine, when there is
+	// one. A driver storing on a local disk may take the file by renaming
+	// it instead of copying Body; the bridge removes it afterwards if it is
+	// still there.
+	Path string
 }
 
 // Quota is the account's storage; a negative field is unknown.
@@ -186,4 +192,11 @@ type Checker interface {
 // after writing). Drivers without it keep such times as dead properties.
 type ModTimeSetter interface {
 	SetModTime(ctx context.Context, obj Ref, t time.Time) (Object, error)
+}
+
+// FileOpener is implemented by drivers whose files are local files: the
+// bridge serves them with http.ServeContent straight from the *os.File, so
+// the kernel can send them without copying (sendfile).
+type FileOpener interface {
+	OpenFile(ctx context.Context, file Ref) (*os.File, error)
 }

@@ -177,3 +177,24 @@ func (s *Store) transfer(src, dst string, move bool) error {
 		})
 	})
 }
+
+// AnyIn reports whether path or anything below it has properties: one
+// cursor seek, so that a listing without any can skip per-entry lookups.
+func (s *Store) AnyIn(path string) (bool, error) {
+	found := false
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucket)
+		if b.Get([]byte(path)) != nil {
+			found = true
+			return nil
+		}
+		prefix := []byte(path + "/")
+		if path == "/" {
+			prefix = []byte("/")
+		}
+		k, _ := b.Cursor().Seek(prefix)
+		found = k != nil && bytes.HasPrefix(k, prefix)
+		return nil
+	})
+	return found, err
+}

@@ -137,3 +137,22 @@ func TestSetModTimeThroughProppatchTarget(t *testing.T) {
 		t.Fatalf("SetModTime: %v %v", o.ModTime, err)
 	}
 }
+
+func TestPutTakesTheSpoolFileByRename(t *testing.T) {
+	d, _ := setup(t)
+	spool := filepath.Join(d.dir, "..", "spool.tmp")
+	os.WriteFile(spool, []byte("spooled"), 0o600)
+	f, _ := os.Open(spool)
+	defer f.Close()
+	up := drivers.Upload{Body: f, Size: 7, Path: spool}
+	if _, err := d.Put(context.Background(), drivers.Ref{Path: "/sub"}, "taken.txt", up); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(spool); !os.IsNotExist(err) {
+		t.Fatal("the spool file was copied, not taken")
+	}
+	fi, err := os.Stat(filepath.Join(d.dir, "sub", "taken.txt"))
+	if err != nil || fi.Mode().Perm() != 0o644 || fi.Size() != 7 {
+		t.Fatalf("stored file: %v %v", fi, err)
+	}
+}

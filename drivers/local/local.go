@@ -21,6 +21,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"bridge/drivers"
 )
 
@@ -369,10 +371,36 @@ func (d *Driver) Put(ctx context.Context, parent drivers.Ref, n string, up drive
 	if len(path.Base(tmp)) > 255 {
 		tmp = path.Join(dir, fmt.Sprintf("%s%d", tempPrefix, time.Now().UnixNano()))
 	}
+	if d.takeFile(up, tmp) {
+		// The spool file is now tmp; finish as below, without copying.
+		out, err := d.root.OpenFile(tmp, os.O_WRONLY, 0)
+		if err == nil {
+			err = out.Chmod(0o644) // temp files are private; stored files are not
+		}
+		if err != nil {
+			if out != nil {
+				out.Close()
+			}
+			d.root.Remove(tmp)
+			return drivers.Object{}, classify("put", dst, err)
+		}
+		return d.finishPut(out, tmp, dst, up)
+	}
 	out, err := d.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return drivers.Object{}, classify("put", dst, err)
 	}
+	if _, err := io.Copy(out, ctxReader{ctx, io.NewSectionReader(up.Body, 0, up.Size)}); err != nil {
+		out.Close()
+		d.root.Remove(tmp)
+		return drivers.Object{}, classify("put", dst, err)
+	}
+	return d.finishPut(out, tmp, dst, up)
+}
+
+// finishPut sets the time and hashes of the written temp file, syncs it and
+// renames it over dst; on failure the temp file goes and dst is untouched.
+func (d *Driver) finishPut(out *os.File, tmp, dst string, up drivers.Upload) (drivers.Object, error) {
 	ok := false
 	defer func() {
 		if !ok {
@@ -380,9 +408,6 @@ func (d *Driver) Put(ctx context.Context, parent drivers.Ref, n string, up drive
 			d.root.Remove(tmp)
 		}
 	}()
-	if _, err := io.Copy(out, ctxReader{ctx, io.NewSectionReader(up.Body, 0, up.Size)}); err != nil {
-		return drivers.Object{}, classify("put", dst, err)
-	}
 	if !up.ModTime.IsZero() {
 		if err := d.root.Chtimes(tmp, up.ModTime, up.ModTime); err != nil {
 			return drivers.Object{}, classify("put", dst, err)
@@ -423,4 +448,32 @@ func (d *Driver) SetModTime(ctx context.Context, obj drivers.Ref, t time.Time) (
 		return drivers.Object{}, classify("set time", obj.Path, err)
 	}
 	return d.stat(p)
+}
+
+// takeFile moves the upload's spool file into the root as tmp when both are
+// on one file system: a rename instead of a copy of every byte. The target
+// folder is opened through the root (so no link leads it outside) and the
+// rename is relative to that folder's descriptor.
+func (d *Driver) takeFile(up drivers.Upload, tmp string) bool {
+	if up.Path == "" {
+		return false
+	}
+	dir, err := d.root.Open(path.Dir(tmp))
+	if err != nil {
+		return false
+	}
+	defer dir.Close()
+	if err := unix.Renameat(unix.AT_FDCWD, up.Path, int(dir.Fd()), path.Base(tmp)); err != nil {
+		return false // another file system (EXDEV), or anything else: copy
+	}
+	return true
+}
+
+// OpenFile implements drivers.FileOpener.
+func (d *Driver) OpenFile(ctx context.Context, file drivers.Ref) (*os.File, error) {
+	f, err := d.root.Open(name(file.Path))
+	if err != nil {
+		return nil, classify("open", file.Path, err)
+	}
+	return f, nil
 }

@@ -1,0 +1,203 @@
+package davfs
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/xml"
+	"net/http"
+	"net/url"
+	"path"
+	"strconv"
+	"strings"
+)
+
+// The common PROPFIND — Depth 0 or 1, all properties or a list of live
+// ones, on a folder where nobody stored dead properties — is written here
+// directly: x/net/webdav spends most of such a request in its generic XML
+// encoder. Anything else (dead properties, quota, propname, include) goes
+// to x/net. TestFastPropfindMatchesXNet holds the two to the same output.
+
+// propfindBody is the part of a PROPFIND body the fast path understands.
+type propfindBody struct {
+	XMLName  xml.Name   `xml:"DAV: propfind"`
+	Allprop  *struct{}  `xml:"DAV: allprop"`
+	Propname *struct{}  `xml:"DAV: propname"`
+	Include  *struct{}  `xml:"DAV: include"`
+	Prop     *propNames `xml:"DAV: prop"`
+}
+
+// propNames collects the names of the requested properties.
+type propNames []xml.Name
+
+func (p *propNames) UnmarshalXML(d *xml.Decoder, start xml.StartElement) error {
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			return err
+		}
+		switch el := tok.(type) {
+		case xml.StartElement:
+			*p = append(*p, el.Name)
+			if err := d.Skip(); err != nil {
+				return err
+			}
+		case xml.EndElement:
+			return nil
+		}
+	}
+}
+
+var (
+	davResourceType  = xml.Name{Space: "DAV:", Local: "resourcetype"}
+	davDisplayName   = xml.Name{Space: "DAV:", Local: "displayname"}
+	davContentLength = xml.Name{Space: "DAV:", Local: "getcontentlength"}
+	davLastModified  = xml.Name{Space: "DAV:", Local: "getlastmodified"}
+	davContentType   = xml.Name{Space: "DAV:", Local: "getcontenttype"}
+	davETag          = xml.Name{Space: "DAV:", Local: "getetag"}
+	davSupportedLock = xml.Name{Space: "DAV:", Local: "supportedlock"}
+)
+
+// allProps is what allprop returns, as x/net does: files get all, folders
+// the ones that apply to them (ocChecksums only where hashes are known).
+var allProps = []xml.Name{davResourceType, davDisplayName, davContentLength, davLastModified,
+	davContentType, davETag, davSupportedLock, ocChecksums}
+
+const supportedLockXML = `<D:lockentry xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockentry>`
+
+// fastPropfind serves the request if it is of the common kind and reports
+// whether it did. body is the request body, already read.
+func (s *Server) fastPropfind(w http.ResponseWriter, r *http.Request, t target, fi *fileInfo, depth string, body []byte) bool {
+	if depth != "0" && depth != "1" {
+		return false
+	}
+	var names []xml.Name // nil: allprop
+	if len(bytes.TrimSpace(body)) > 0 {
+		var pf propfindBody
+		if err := xml.Unmarshal(body, &pf); err != nil || pf.Propname != nil || pf.Include != nil {
+			return false // x/net answers errors and the rarer forms
+		}
+		if pf.Prop != nil {
+			if len(*pf.Prop) == 0 {
+				return false
+			}
+			names = *pf.Prop
+			for _, n := range names {
+				if n == quotaAvailable || n == quotaUsed {
+					return false
+				}
+			}
+		} else if pf.Allprop == nil {
+			return false
+		}
+	}
+	if s.opts.Props != nil {
+		if any, err := s.opts.Props.AnyIn(t.full); err != nil || any {
+			return false
+		}
+	}
+	var children []*fileInfo
+	if depth == "1" && fi.IsDir() {
+		infos, err := s.readdir(r.Context(), t)
+		if err != nil {
+			return false
+		}
+		for _, c := range infos {
+			children = append(children, c.(*fileInfo))
+		}
+	}
+
+	w.Header().Set("Content-Type", "text/xml; charset=utf-8")
+	w.WriteHeader(http.StatusMultiStatus)
+	bw := bufio.NewWriterSize(w, 64<<10)
+	bw.WriteString(`<?xml version="1.0" encoding="UTF-8"?><D:multistatus xmlns:D="DAV:">`)
+	base := t.full
+	writeResponse(bw, base, fi, names, t.isShareRoot())
+	for _, c := range children {
+		writeResponse(bw, path.Join(base, c.name), c, names, false)
+	}
+	bw.WriteString(`</D:multistatus>`)
+	bw.Flush()
+	return true
+}
+
+// propValue returns a live property's XML content, and false where the
+// property does not apply (x/net answers those 404).
+func propValue(n xml.Name, fi *fileInfo, isRoot bool) (string, bool) {
+	dir := fi.IsDir()
+	switch n {
+	case davResourceType:
+		if dir {
+			return `<D:collection xmlns:D="DAV:"/>`, true
+		}
+		return "", true
+	case davDisplayName:
+		if isRoot {
+			return "", true
+		}
+		return escape(fi.name), true
+	case davLastModified:
+		return fi.modTime.UTC().Format(http.TimeFormat), true
+	case davSupportedLock:
+		return supportedLockXML, true
+	case davContentLength:
+		return strconv.FormatInt(fi.obj.Size, 10), !dir
+	case davContentType:
+		return escape(contentType(fi.name)), !dir
+	case davETag:
+		e, _ := fi.ETag(nil)
+		return escape(e), !dir
+	case ocChecksums:
+		if p, ok := checksumProp(fi.obj.Hashes); ok && !dir {
+			return string(p.InnerXML), true
+		}
+	}
+	return "", false
+}
+
+func writeResponse(w *bufio.Writer, href string, fi *fileInfo, names []xml.Name, isRoot bool) {
+	if fi.IsDir() && href != "/" {
+		href += "/"
+	}
+	w.WriteString(`<D:response><D:href>`)
+	w.WriteString(escape((&url.URL{Path: href}).EscapedPath()))
+	w.WriteString(`</D:href>`)
+	var missing []xml.Name
+	w.WriteString(`<D:propstat><D:prop>`)
+	if names == nil {
+		for _, n := range allProps {
+			if v, ok := propValue(n, fi, isRoot); ok {
+				writeProp(w, n, v)
+			}
+		}
+	} else {
+		for _, n := range names {
+			if v, ok := propValue(n, fi, isRoot); ok {
+				writeProp(w, n, v)
+			} else {
+				missing = append(missing, n)
+			}
+		}
+	}
+	w.WriteString(`</D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat>`)
+	if len(missing) > 0 {
+		w.WriteString(`<D:propstat><D:prop>`)
+		for _, n := range missing {
+			writeProp(w, n, "")
+		}
+		w.WriteString(`</D:prop><D:status>HTTP/1.1 404 Not Found</D:status></D:propstat>`)
+	}
+	w.WriteString(`</D:response>`)
+}
+
+func writeProp(w *bufio.Writer, n xml.Name, inner string) {
+	if n.Space == "DAV:" {
+		w.WriteString("<D:" + n.Local + ">" + inner + "</D:" + n.Local + ">")
+		return
+	}
+	w.WriteString("<" + n.Local + ` xmlns="` + escape(n.Space) + `">` + inner + "</" + n.Local + ">")
+}
+
+// textEscaper escapes XML character data as x/net does (quotes stay).
+var textEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
+
+func escape(s string) string { return textEscaper.Replace(s) }
