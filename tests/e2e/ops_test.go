@@ -63,3 +63,44 @@ func TestMetrics(t *testing.T) {
 		}
 	})
 }
+
+// TestExplorerEmptyThenContent replays what Windows Explorer does when a
+// file is dropped on a mapped drive: PUT of 0 bytes, LOCK, PROPPATCH of its
+// Win32 times, PUT of the content under the lock, UNLOCK.
+func TestExplorerEmptyThenContent(t *testing.T) {
+	forEachMount(t, func(t *testing.T, b *bridge, m Mount) {
+		p := m.Path + "/explorer%20doc.txt"
+		if resp, _ := b.admin(t, "PUT", p, []byte{}); resp.StatusCode != 201 {
+			t.Fatalf("empty PUT: %d", resp.StatusCode)
+		}
+		lock := `<?xml version="1.0" encoding="utf-8"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype><D:owner><D:href>explorer</D:href></D:owner></D:lockinfo>`
+		resp, _ := b.admin(t, "LOCK", p, []byte(lock), "Timeout", "Second-3600")
+		token := resp.Header.Get("Lock-Token")
+		if resp.StatusCode != 200 || token == "" {
+			t.Fatalf("LOCK: %d %q", resp.StatusCode, token)
+		}
+		patch := `<?xml version="1.0" encoding="utf-8"?><D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:schemas-microsoft-com:"><D:set><D:prop>` +
+			`<Z:Win32CreationTime>Thu, 02 Jan 2020 03:04:05 GMT</Z:Win32CreationTime>` +
+			`<Z:Win32LastModifiedTime>Thu, 02 Jan 2020 03:04:05 GMT</Z:Win32LastModifiedTime>` +
+			`<Z:Win32FileAttributes>00000020</Z:Win32FileAttributes></D:prop></D:set></D:propertyupdate>`
+		resp, body := b.admin(t, "PROPPATCH", p, []byte(patch), "If", "("+token+")")
+		if resp.StatusCode != 207 || strings.Contains(string(body), "403") {
+			t.Fatalf("PROPPATCH: %d %s", resp.StatusCode, body)
+		}
+		if resp, _ := b.admin(t, "PUT", p, []byte("the real content"), "If", "("+token+")"); resp.StatusCode != 204 && resp.StatusCode != 201 {
+			t.Fatalf("content PUT: %d", resp.StatusCode)
+		}
+		if resp, _ := b.admin(t, "UNLOCK", p, nil, "Lock-Token", token); resp.StatusCode != 204 {
+			t.Fatalf("UNLOCK: %d", resp.StatusCode)
+		}
+		resp, body = b.admin(t, "GET", p, nil)
+		if resp.StatusCode != 200 || string(body) != "the real content" {
+			t.Fatalf("GET: %d %q", resp.StatusCode, body)
+		}
+		if m.Backing != nil {
+			if got, err := m.Backing("explorer doc.txt"); err != nil || string(got) != "the real content" {
+				t.Fatalf("behind the bridge: %q %v", got, err)
+			}
+		}
+	})
+}
