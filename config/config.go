@@ -290,8 +290,8 @@ func (c *Config) validate(knownDrivers []string) Problems {
 	default:
 		add("server.log_format", "must be json or console, not %q", c.Server.LogFormat)
 	}
-	if c.Server.CacheTTL.Duration < 0 {
-		add("server.cache_ttl", "must not be negative")
+	if c.Server.CacheTTL.Duration < time.Second {
+		add("server.cache_ttl", "must be at least 1s")
 	}
 	if c.Server.CacheEntries < 0 {
 		add("server.cache_entries", "must not be negative")

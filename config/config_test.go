@@ -144,3 +144,11 @@ func TestCommentsAreNotExpanded(t *testing.T) {
 		t.Fatalf("name %q", c.Users[0].Name)
 	}
 }
+
+func TestCacheTTLAtLeastOneSecond(t *testing.T) {
+	src := "[server]\ncache_ttl = \"10ms\"\n[[users]]\nname = \"a\"\npassword_hash = \"" + hash(t) + "\"\nmounts = [\"*\"]\n"
+	_, err := Parse("c.toml", []byte(src), env(nil), known)
+	if err == nil || !strings.Contains(err.Error(), "line 2: server.cache_ttl: must be at least 1s") {
+		t.Fatalf("got %v", err)
+	}
+}
