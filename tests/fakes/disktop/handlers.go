@@ -1,0 +1,664 @@
+package disktopfake
+
+import (
+	"bytes"
+	"crypto/md5"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Handler serves the fake's API, OAuth, upload and download endpoints.
+func (f *Fake) Handler() http.Handler {
+	mux := http.NewServeMux()
+	route := func(pattern, name string, h http.HandlerFunc) { mux.Handle(pattern, f.counted(name, h)) }
+	route("GET /oauth/authorize", "authorize", f.authorize)
+	route("POST /oauth/token", "token", f.tokenEndpoint)
+	route("POST /oauth/device-code", "device-code", f.deviceCodeEndpoint)
+	route("POST /oauth/device-token", "device-token", f.deviceToken)
+	route("GET /v1/user/info", "user-info", f.api(f.userInfo, "user.read"))
+	route("GET /v1/user/quota", "quota", f.api(f.quota, "user.read"))
+	route("GET /v1/files", "list", f.api(f.list))
+	route("GET /v1/files/search", "search", f.api(f.search))
+	route("GET /v1/files/{id}", "meta", f.api(f.meta))
+	route("GET /v1/files/{id}/download", "download", f.api(f.download))
+	route("POST /v1/files/folder", "folder", f.api(f.folder))
+	route("POST /v1/files/manage", "manage", f.api(f.manage))
+	route("POST /v1/files/upload/precreate", "precreate", f.api(f.precreate))
+	route("POST /upload/u", "part", f.part)
+	route("GET /upload/u/{id}/parts", "parts", f.parts)
+	route("POST /upload/u/{id}/complete", "complete", f.complete)
+	route("POST /upload/u/{id}/abort", "abort", f.abort)
+	route("GET /dl/{id}", "dl", f.serveFile)
+	return mux
+}
+
+// counted counts calls and applies injected faults.
+func (f *Fake) counted(name string, h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		f.calls[name]++
+		var hit *fault
+		for _, ft := range f.faults {
+			if ft.endpoint == name && ft.count > 0 {
+				ft.count--
+				hit = ft
+				break
+			}
+		}
+		f.mu.Unlock()
+		switch {
+		case hit != nil && hit.cut:
+			h(&cutWriter{ResponseWriter: w}, r)
+			return
+		case hit != nil && hit.status == http.StatusTooManyRequests:
+			w.Header().Set("Retry-After", "1")
+			apiError(w, hit.status, ErrnoRateLimited, "rate limited")
+			return
+		case hit != nil:
+			io.Copy(io.Discard, r.Body)
+			apiError(w, hit.status, ErrnoInternal, "injected failure")
+			return
+		}
+		h(w, r)
+	})
+}
+
+// cutWriter sends half of the first large write, then breaks the connection.
+type cutWriter struct {
+	http.ResponseWriter
+	wrote bool
+}
+
+func (c *cutWriter) Write(p []byte) (int, error) {
+	if !c.wrote && len(p) > 1 {
+		c.wrote = true
+		c.ResponseWriter.Write(p[:len(p)/2])
+		if fl, ok := c.ResponseWriter.(http.Flusher); ok {
+			fl.Flush()
+		}
+		panic(http.ErrAbortHandler)
+	}
+	return c.ResponseWriter.Write(p)
+}
+
+// session is what a valid Bearer token grants.
+type session struct {
+	tok  *token
+	base *node // the sandbox, or the account root with full-disk scopes
+}
+
+func (s session) has(scope string) bool {
+	for _, sc := range s.tok.scopes {
+		if sc == scope {
+			return true
+		}
+	}
+	return false
+}
+
+// api checks the Bearer token (and extra scopes) and the file scopes.
+func (f *Fake) api(h func(w http.ResponseWriter, r *http.Request, s session), scopes ...string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		auth := r.Header.Get("Authorization")
+		f.mu.Lock()
+		t, ok := f.tokens[strings.TrimPrefix(auth, "Bearer ")]
+		valid := ok && strings.HasPrefix(auth, "Bearer ") && f.Now().Before(t.expires)
+		f.mu.Unlock()
+		if !valid {
+			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+			apiError(w, http.StatusUnauthorized, ErrnoUnauthorized, "invalid or expired access token")
+			return
+		}
+		s := session{tok: t}
+		for _, sc := range scopes {
+			if !s.has(sc) {
+				apiError(w, http.StatusForbidden, ErrnoScope, "scope "+sc+" required")
+				return
+			}
+		}
+		f.mu.Lock()
+		if s.has("files.read_all") || s.has("files.write_all") {
+			s.base = f.root
+		} else {
+			s.base = f.sandbox()
+		}
+		f.mu.Unlock()
+		if strings.HasPrefix(r.URL.Path, "/v1/files") && !s.has("files.app_data") && s.base != f.root {
+			apiError(w, http.StatusForbidden, ErrnoScope, "no files scope")
+			return
+		}
+		if r.Method == http.MethodPost && !s.has("files.app_data") && !s.has("files.write_all") {
+			apiError(w, http.StatusForbidden, ErrnoScope, "no write scope")
+			return
+		}
+		h(w, r, s)
+	}
+}
+
+func (f *Fake) userInfo(w http.ResponseWriter, r *http.Request, s session) {
+	ok(w, map[string]any{"uid": 17, "username": "bridge", "storage_quota_bytes": f.QuotaBytes,
+		"oauth": map[string]any{"client_id": s.tok.clientID, "scopes": s.tok.scopes}})
+}
+
+func (f *Fake) quota(w http.ResponseWriter, r *http.Request, s session) {
+	f.mu.Lock()
+	used := f.used()
+	f.mu.Unlock()
+	ok(w, map[string]any{"total_bytes": f.QuotaBytes, "used_bytes": used, "free_bytes": f.QuotaBytes - used,
+		"used_pct": float64(used) * 100 / float64(f.QuotaBytes)})
+}
+
+func fileJSON(n *node) map[string]any {
+	return map[string]any{"id": n.id, "name": n.name, "size": len(n.content), "md5": n.md5}
+}
+
+func (f *Fake) list(w http.ResponseWriter, r *http.Request, s session) {
+	q := r.URL.Query()
+	page, limit := 1, 50
+	if v := q.Get("page"); v != "" {
+		page, _ = strconv.Atoi(v)
+	}
+	if v := q.Get("limit"); v != "" {
+		limit, _ = strconv.Atoi(v)
+	}
+	if page < 1 || limit < 1 || limit > 200 {
+		apiError(w, http.StatusBadRequest, ErrnoBadRequest, "page >= 1 and 1 <= limit <= 200")
+		return
+	}
+	p := q.Get("path")
+	if p == "" {
+		p = "/"
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	dir := f.lookup(s.base, p)
+	if dir == nil || !dir.dir {
+		apiError(w, http.StatusNotFound, ErrnoNotFound, "path not found")
+		return
+	}
+	all := sortedKids(dir)
+	folders, files := []any{}, []any{}
+	for i := (page - 1) * limit; i < len(all) && i < page*limit; i++ {
+		if all[i].dir {
+			folders = append(folders, map[string]any{"id": all[i].id, "name": all[i].name})
+		} else {
+			files = append(files, fileJSON(all[i]))
+		}
+	}
+	ok(w, map[string]any{"path": p, "folders": folders, "files": files, "total": len(all)})
+}
+
+func (f *Fake) search(w http.ResponseWriter, r *http.Request, s session) {
+	q, ext := r.URL.Query().Get("q"), r.URL.Query().Get("ext")
+	if q == "" {
+		apiError(w, http.StatusBadRequest, ErrnoBadRequest, "q is required")
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := []any{}
+	for _, n := range f.files {
+		if within(n, s.base) && strings.Contains(n.name, q) && (ext == "" || strings.TrimPrefix(path.Ext(n.name), ".") == ext) {
+			out = append(out, fileJSON(n))
+		}
+	}
+	ok(w, map[string]any{"files": out, "total": len(out)})
+}
+
+// fileByID finds a file the session may reach.
+func (f *Fake) fileByID(w http.ResponseWriter, r *http.Request, s session) *node {
+	id, _ := strconv.Atoi(r.PathValue("id"))
+	n, found := f.files[id]
+	if !found || !within(n, s.base) {
+		apiError(w, http.StatusNotFound, ErrnoNotFound, "file not found")
+		return nil
+	}
+	return n
+}
+
+func (f *Fake) meta(w http.ResponseWriter, r *http.Request, s session) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if n := f.fileByID(w, r, s); n != nil {
+		m := fileJSON(n)
+		m["ext"] = strings.TrimPrefix(path.Ext(n.name), ".")
+		m["path"] = fullPath(n)
+		m["parent_folder"] = n.parent.id
+		m["create_time"] = n.created.Unix()
+		ok(w, m)
+	}
+}
+
+func (f *Fake) download(w http.ResponseWriter, r *http.Request, s session) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := f.fileByID(w, r, s)
+	if n == nil {
+		return
+	}
+	exp := f.Now().Add(600 * time.Second).Unix()
+	u := fmt.Sprintf("%s/dl/%d?exp=%d&sig=%s", f.baseURL, n.id, exp, f.sign(n.id, exp))
+	ok(w, map[string]any{"url": u, "expires_in": 600, "name": n.name, "size": len(n.content), "md5": n.md5})
+}
+
+// serveFile serves a signed URL, with Range, until it expires.
+func (f *Fake) serveFile(w http.ResponseWriter, r *http.Request) {
+	id, _ := strconv.Atoi(r.PathValue("id"))
+	exp, _ := strconv.ParseInt(r.URL.Query().Get("exp"), 10, 64)
+	f.mu.Lock()
+	n, found := f.files[id]
+	good := found && r.URL.Query().Get("sig") == f.sign(id, exp) && f.Now().Unix() <= exp
+	var content []byte
+	if found {
+		content = n.content
+	}
+	f.mu.Unlock()
+	if !good {
+		http.Error(w, "link expired or invalid", http.StatusForbidden)
+		return
+	}
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(content))
+}
+
+// folderAt resolves parent_path for a write.
+func (f *Fake) folderAt(w http.ResponseWriter, s session, p string) *node {
+	if p == "" {
+		p = "/"
+	}
+	dir := f.lookup(s.base, p)
+	if dir == nil || !dir.dir {
+		apiError(w, http.StatusNotFound, ErrnoNotFound, "parent_path not found")
+		return nil
+	}
+	return dir
+}
+
+func (f *Fake) folder(w http.ResponseWriter, r *http.Request, s session) {
+	r.ParseForm()
+	name := r.PostForm.Get("name")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	parent := f.folderAt(w, s, r.PostForm.Get("parent_path"))
+	if parent == nil {
+		return
+	}
+	if !validName(name) {
+		apiError(w, http.StatusBadRequest, ErrnoBadRequest, "invalid name")
+		return
+	}
+	if _, taken := parent.kids[name]; taken {
+		apiError(w, http.StatusConflict, ErrnoExists, "name exists")
+		return
+	}
+	n := f.newFolder(parent, name)
+	ok(w, map[string]any{"folder_id": n.id, "name": n.name, "path": fullPath(n)})
+}
+
+func (f *Fake) manage(w http.ResponseWriter, r *http.Request, s session) {
+	r.ParseForm()
+	action := r.PostForm.Get("action")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var targets []*node
+	for _, set := range []struct {
+		key string
+		m   map[int]*node
+	}{{"file_ids[]", f.files}, {"folder_ids[]", f.folders}} {
+		for _, v := range r.PostForm[set.key] {
+			id, _ := strconv.Atoi(v)
+			n, found := set.m[id]
+			if !found || !within(n, s.base) || n == s.base {
+				apiError(w, http.StatusNotFound, ErrnoNotFound, fmt.Sprintf("%s %s not found", strings.TrimSuffix(set.key, "[]"), v))
+				return
+			}
+			targets = append(targets, n)
+		}
+	}
+	if len(targets) == 0 {
+		apiError(w, http.StatusBadRequest, ErrnoBadRequest, "file_ids[] or folder_ids[] required")
+		return
+	}
+	switch action {
+	case "delete":
+		for _, n := range targets {
+			f.drop(n)
+		}
+	case "rename":
+		name := r.PostForm.Get("new_name")
+		if len(targets) != 1 || !validName(name) {
+			apiError(w, http.StatusBadRequest, ErrnoBadRequest, "rename takes one id and a valid new_name")
+			return
+		}
+		n := targets[0]
+		if _, taken := n.parent.kids[name]; taken {
+			apiError(w, http.StatusConflict, ErrnoExists, "name exists")
+			return
+		}
+		delete(n.parent.kids, n.name)
+		n.name = name
+		n.parent.kids[name] = n
+	case "move", "copy":
+		dest := f.folderAt(w, s, r.PostForm.Get("dest_path"))
+		if dest == nil {
+			return
+		}
+		for _, n := range targets {
+			if _, taken := dest.kids[n.name]; taken {
+				apiError(w, http.StatusConflict, ErrnoExists, "name exists in dest_path")
+				return
+			}
+			if n.dir && within(dest, n) {
+				apiError(w, http.StatusBadRequest, ErrnoBadRequest, "cannot move a folder into itself")
+				return
+			}
+		}
+		for _, n := range targets {
+			if action == "move" {
+				delete(n.parent.kids, n.name)
+				n.parent = dest
+				dest.kids[n.name] = n
+			} else {
+				f.copyNode(n, dest)
+			}
+		}
+	default:
+		apiError(w, http.StatusBadRequest, ErrnoBadRequest, "unknown action")
+		return
+	}
+	ok(w, map[string]any{"affected": len(targets)})
+}
+
+func (f *Fake) copyNode(n, dest *node) {
+	if !n.dir {
+		f.newFile(dest, n.name, n.content)
+		return
+	}
+	c := f.newFolder(dest, n.name)
+	for _, k := range sortedKids(n) {
+		f.copyNode(k, c)
+	}
+}
+
+func (f *Fake) precreate(w http.ResponseWriter, r *http.Request, s session) {
+	r.ParseForm()
+	name, sum := r.PostForm.Get("name"), r.PostForm.Get("md5")
+	size, err := strconv.ParseInt(r.PostForm.Get("size"), 10, 64)
+	if err != nil || size < 0 || len(sum) != 32 || strings.ToLower(sum) != sum {
+		apiError(w, http.StatusBadRequest, ErrnoBadRequest, "size and md5 (lowercase 32-char hex) are required")
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	parent := f.folderAt(w, s, r.PostForm.Get("parent_path"))
+	if parent == nil {
+		return
+	}
+	if !validName(name) {
+		apiError(w, http.StatusBadRequest, ErrnoBadRequest, "invalid name")
+		return
+	}
+	if _, taken := parent.kids[name]; taken {
+		apiError(w, http.StatusConflict, ErrnoExists, "name exists")
+		return
+	}
+	if f.used()+size > f.QuotaBytes {
+		apiError(w, http.StatusInsufficientStorage, ErrnoQuota, "quota exceeded")
+		return
+	}
+	for _, n := range f.files { // dedup: the same bytes anywhere in the account
+		if n.md5 == sum && int64(len(n.content)) == size {
+			c := f.newFile(parent, name, n.content)
+			ok(w, map[string]any{"instant_upload": true, "file_id": c.id, "path": fullPath(c), "size": size})
+			return
+		}
+	}
+	total := int((size + f.ChunkSize - 1) / f.ChunkSize)
+	u := &upload{id: randomHex(16), parent: parent, name: name, size: size, md5: sum,
+		parts: map[int][]byte{}, total: total, expires: f.Now().Add(24 * time.Hour)}
+	f.uploads[u.id] = u
+	ok(w, map[string]any{"instant_upload": false, "upload_id": u.id, "endpoint": f.baseURL + "/upload",
+		"chunk_size": f.ChunkSize, "total_parts": total, "expires_in": 86400})
+}
+
+// session finds a live upload session.
+func (f *Fake) uploadSession(w http.ResponseWriter, id string) *upload {
+	u, found := f.uploads[id]
+	if !found || u.finished || f.Now().After(u.expires) {
+		apiError(w, http.StatusNotFound, ErrnoNotFound, "unknown upload_id")
+		return nil
+	}
+	return u
+}
+
+func (f *Fake) part(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return
+	}
+	q := r.URL.Query()
+	seq, _ := strconv.Atoi(q.Get("part_seq"))
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	u := f.uploadSession(w, q.Get("upload_id"))
+	if u == nil {
+		return
+	}
+	if seq < 1 || seq > u.total {
+		apiError(w, http.StatusBadRequest, ErrnoBadRequest, fmt.Sprintf("part_seq must be 1..%d", u.total))
+		return
+	}
+	want := f.ChunkSize
+	if seq == u.total {
+		want = u.size - int64(u.total-1)*f.ChunkSize
+	}
+	if int64(len(body)) != want {
+		apiError(w, http.StatusBadRequest, ErrnoBadRequest, fmt.Sprintf("part %d must be %d bytes, got %d", seq, want, len(body)))
+		return
+	}
+	if f.loseParts > 0 {
+		f.loseParts--
+	} else {
+		u.parts[seq] = body
+	}
+	sum := md5.Sum(body)
+	ok(w, map[string]any{"part_seq": seq, "etag": hex.EncodeToString(sum[:]), "size": len(body),
+		"received_parts": len(u.parts), "total_parts": u.total})
+}
+
+func (f *Fake) parts(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	u := f.uploadSession(w, r.PathValue("id"))
+	if u == nil {
+		return
+	}
+	received := []int{}
+	details := map[string]any{}
+	for seq := 1; seq <= u.total; seq++ {
+		if p, got := u.parts[seq]; got {
+			received = append(received, seq)
+			details[strconv.Itoa(seq)] = map[string]any{"part_number": seq, "size": len(p)}
+		}
+	}
+	progress := 100.0
+	if u.total > 0 {
+		progress = float64(len(received)) * 100 / float64(u.total)
+	}
+	ok(w, map[string]any{"upload_id": u.id, "total_parts": u.total, "received_parts": received, "progress": progress, "parts": details})
+}
+
+func (f *Fake) complete(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	u := f.uploadSession(w, r.PathValue("id"))
+	if u == nil {
+		return
+	}
+	if len(u.parts) != u.total {
+		apiError(w, 425, ErrnoIncomplete, fmt.Sprintf("incomplete: %d/%d", len(u.parts), u.total))
+		return
+	}
+	var content []byte
+	for seq := 1; seq <= u.total; seq++ {
+		content = append(content, u.parts[seq]...)
+	}
+	sum := md5.Sum(content)
+	if hex.EncodeToString(sum[:]) != u.md5 {
+		u.finished = true
+		apiError(w, http.StatusBadRequest, ErrnoBadRequest, "md5 of the parts does not match precreate's")
+		return
+	}
+	if _, taken := u.parent.kids[u.name]; taken {
+		u.finished = true
+		apiError(w, http.StatusConflict, ErrnoExists, "name exists")
+		return
+	}
+	u.finished = true
+	n := f.newFile(u.parent, u.name, content)
+	ok(w, map[string]any{"file_id": n.id, "path": fullPath(n), "size": len(content), "md5": n.md5})
+}
+
+func (f *Fake) abort(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	u := f.uploadSession(w, r.PathValue("id"))
+	if u == nil {
+		return
+	}
+	u.finished = true
+	ok(w, map[string]any{"ok": true})
+}
+
+// OAuth.
+
+func scopesOf(s string) []string {
+	return strings.FieldsFunc(s, func(r rune) bool { return r == ' ' || r == '+' })
+}
+
+func (f *Fake) authorize(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if q.Get("client_id") != f.ClientID || q.Get("response_type") != "code" || q.Get("redirect_uri") == "" {
+		http.Error(w, "bad authorization request", http.StatusBadRequest)
+		return
+	}
+	if q.Get("code_challenge") != "" && q.Get("code_challenge_method") != "S256" {
+		http.Error(w, "only S256 code challenges", http.StatusBadRequest)
+		return
+	}
+	// The user consents at once: a fake has nobody to ask.
+	code := "ac-" + randomHex(12)
+	f.mu.Lock()
+	f.codes[code] = &authCode{clientID: q.Get("client_id"), redirect: q.Get("redirect_uri"), challenge: q.Get("code_challenge"), scopes: scopesOf(q.Get("scope"))}
+	f.mu.Unlock()
+	http.Redirect(w, r, q.Get("redirect_uri")+"?code="+code+"&state="+q.Get("state"), http.StatusFound)
+}
+
+// clientOK checks client credentials: the secret, or (PKCE) none.
+func (f *Fake) clientOK(r *http.Request, secretRequired bool) bool {
+	if r.PostForm.Get("client_id") != f.ClientID {
+		return false
+	}
+	secret := r.PostForm.Get("client_secret")
+	if secret == "" {
+		return !secretRequired
+	}
+	return secret == f.ClientSecret
+}
+
+func tokenJSON(t *token, ttl time.Duration) map[string]any {
+	return map[string]any{"access_token": t.access, "refresh_token": t.refresh, "token_type": "Bearer",
+		"expires_in": int(ttl.Seconds()), "scope": strings.Join(t.scopes, " ")}
+}
+
+func (f *Fake) tokenEndpoint(w http.ResponseWriter, r *http.Request) {
+	r.ParseForm()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch r.PostForm.Get("grant_type") {
+	case "authorization_code":
+		c, found := f.codes[r.PostForm.Get("code")]
+		delete(f.codes, r.PostForm.Get("code"))
+		if !found || c.redirect != r.PostForm.Get("redirect_uri") {
+			oauthError(w, "invalid_grant", "unknown code or redirect_uri mismatch")
+			return
+		}
+		if c.challenge != "" {
+			sum := sha256.Sum256([]byte(r.PostForm.Get("code_verifier")))
+			if base64.RawURLEncoding.EncodeToString(sum[:]) != c.challenge {
+				oauthError(w, "invalid_grant", "PKCE verification failed")
+				return
+			}
+		}
+		if !f.clientOK(r, c.challenge == "") {
+			oauthError(w, "invalid_client", "bad client credentials")
+			return
+		}
+		writeJSON(w, http.StatusOK, tokenJSON(f.issue(c.clientID, c.scopes), f.AccessTTL))
+	case "refresh_token":
+		if !f.clientOK(r, false) {
+			oauthError(w, "invalid_client", "bad client credentials")
+			return
+		}
+		old, found := f.refreshes[r.PostForm.Get("refresh_token")]
+		if !found || old.refreshed {
+			oauthError(w, "invalid_grant", "refresh token invalid, used or revoked")
+			return
+		}
+		// Rotation: the old refresh token dies now, and so does its
+		// access token.
+		old.refreshed = true
+		delete(f.refreshes, old.refresh)
+		delete(f.tokens, old.access)
+		writeJSON(w, http.StatusOK, tokenJSON(f.issue(old.clientID, old.scopes), f.AccessTTL))
+	default:
+		oauthError(w, "unsupported_grant_type", "grant_type must be authorization_code or refresh_token")
+	}
+}
+
+func (f *Fake) deviceCodeEndpoint(w http.ResponseWriter, r *http.Request) {
+	r.ParseForm()
+	if r.PostForm.Get("client_id") != f.ClientID {
+		oauthError(w, "invalid_client", "unknown client_id")
+		return
+	}
+	d := &deviceCode{code: "dc-" + randomHex(16), userCode: strings.ToUpper(randomHex(2) + "-" + randomHex(2)),
+		clientID: f.ClientID, scopes: scopesOf(r.PostForm.Get("scope")), expires: f.Now().Add(600 * time.Second)}
+	f.mu.Lock()
+	f.devices[d.code] = d
+	base := f.baseURL
+	f.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]any{
+		"device_code": d.code, "user_code": d.userCode,
+		"verification_uri":          base + "/oauth/device",
+		"verification_uri_complete": base + "/oauth/device?user_code=" + d.userCode,
+		"expires_in":                600, "interval": 1,
+	})
+}
+
+func (f *Fake) deviceToken(w http.ResponseWriter, r *http.Request) {
+	r.ParseForm()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	d, found := f.devices[r.PostForm.Get("device_code")]
+	switch {
+	case !found || r.PostForm.Get("client_id") != d.clientID:
+		oauthError(w, "invalid_grant", "unknown device_code")
+	case f.Now().After(d.expires):
+		oauthError(w, "expired_token", "device code expired")
+	case d.denied:
+		oauthError(w, "access_denied", "user denied")
+	case !d.approved:
+		oauthError(w, "authorization_pending", "waiting for the user")
+	default:
+		delete(f.devices, d.code)
+		writeJSON(w, http.StatusOK, tokenJSON(f.issue(d.clientID, d.scopes), f.AccessTTL))
+	}
+}
