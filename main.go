@@ -29,6 +29,7 @@ import (
 
 	"bridge/config"
 	"bridge/drivers"
+	"bridge/drivers/disktop"
 	"bridge/drivers/local"
 )
 
@@ -39,7 +40,8 @@ var version = "dev"
 // registry: adding a driver means adding a line here.
 func driverFactories() map[string]drivers.Factory {
 	return map[string]drivers.Factory{
-		local.Name: local.New,
+		local.Name:   local.New,
+		disktop.Name: disktop.New,
 	}
 }
 

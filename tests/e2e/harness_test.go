@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +19,8 @@ import (
 
 	"github.com/BurntSushi/toml"
 	"golang.org/x/crypto/bcrypt"
+
+	disktopfake "bridge/tests/fakes/disktop"
 )
 
 // Mount is one mount of the bridge under test.
@@ -30,6 +33,9 @@ type Mount struct {
 	// Backing, when set, returns the bytes stored at a mount-relative path
 	// behind the bridge's back, to prove nothing was lost or altered.
 	Backing func(rel string) ([]byte, error)
+	// KeepsModTimes: the provider stores the client's modification times
+	// (drivers.Features.SetModTime), so rclone need not re-upload to set them.
+	KeepsModTimes bool
 }
 
 // Users of the bridge under test.
@@ -43,9 +49,11 @@ const (
 const hiddenMount = "/hidden"
 
 var (
-	bridgeBin string // built once in TestMain
-	workDir   string // holds the bridge's folders and the sentinel file
-	shared    struct {
+	fakeServers     []*httptest.Server // provider fakes, closed after the run
+	providerSecrets []string           // tokens and secrets that must never be logged
+	bridgeBin       string             // built once in TestMain
+	workDir         string             // holds the bridge's folders and the sentinel file
+	shared          struct {
 		once sync.Once
 		b    *bridge
 		err  error
@@ -55,10 +63,32 @@ var (
 // testMounts is the list of mounts every client test runs against.
 func testMounts() []Mount {
 	localRoot := filepath.Join(workDir, "local-root")
+	dt := disktopfake.New()
 	return []Mount{{
-		Path:   "/local",
-		Driver: "local",
-		Setup:  func() (map[string]any, error) { return map[string]any{"root": localRoot}, nil },
+		Path:   "/disktop",
+		Driver: "disktop",
+		Setup: func() (map[string]any, error) {
+			// The fake runs in the test process; the bridge reaches it on
+			// loopback like the real service.
+			srv := httptest.NewServer(dt.Handler())
+			fakeServers = append(fakeServers, srv)
+			dt.SetBaseURL(srv.URL)
+			_, refresh := dt.IssueToken()
+			providerSecrets = append(providerSecrets, refresh, dt.ClientSecret)
+			return map[string]any{"client_id": dt.ClientID, "client_secret": dt.ClientSecret,
+				"api_base": srv.URL, "refresh_token": refresh}, nil
+		},
+		Backing: func(rel string) ([]byte, error) {
+			if b, ok := dt.File("/" + rel); ok {
+				return b, nil
+			}
+			return nil, os.ErrNotExist
+		},
+	}, {
+		Path:          "/local",
+		Driver:        "local",
+		KeepsModTimes: true,
+		Setup:         func() (map[string]any, error) { return map[string]any{"root": localRoot}, nil },
 		Backing: func(rel string) ([]byte, error) {
 			return os.ReadFile(filepath.Join(localRoot, filepath.FromSlash(rel)))
 		},
@@ -90,6 +120,9 @@ func setupAndRun(m *testing.M) (int, error) {
 	code := m.Run()
 	if shared.b != nil {
 		shared.b.stop()
+	}
+	for _, s := range fakeServers {
+		s.Close()
 	}
 	return code, nil
 }
