@@ -83,6 +83,7 @@ type Driver struct {
 	tokens *auth.TokenStore
 	oauth  *oauth2.Config
 	log    zerolog.Logger
+	mount  string
 	sleep  func(ctx context.Context, d time.Duration) error
 }
 
@@ -105,7 +106,7 @@ func New(ctx context.Context, cfg drivers.Config) (drivers.Driver, error) {
 	if o.UploadConcurrency <= 0 {
 		o.UploadConcurrency = 4
 	}
-	d := &Driver{opts: o, client: cfg.HTTPClient, log: cfg.Logger, sleep: sleepCtx}
+	d := &Driver{opts: o, client: cfg.HTTPClient, log: cfg.Logger, mount: cfg.MountPath, sleep: sleepCtx}
 	d.oauth = &oauth2.Config{
 		ClientID:     o.ClientID,
 		ClientSecret: o.ClientSecret,
@@ -206,8 +207,12 @@ func (d *Driver) call(ctx context.Context, method, endpoint string, form url.Val
 func (d *Driver) callRaw(ctx context.Context, method, endpoint string, form url.Values, raw []byte, contentType string, out any) error {
 	refreshed := false
 	for attempt := 1; ; attempt++ {
+		before := d.tokens.NeedsLogin()
 		tok, err := d.tokens.Token(ctx)
 		if err != nil {
+			if !before && d.tokens.NeedsLogin() {
+				d.log.Error().Str("mount", d.mount).Msg("disktop: the provider refused the refresh token; the mount answers 503 until `bridge login " + d.mount + "` is run")
+			}
 			return classify(err)
 		}
 		var body io.Reader

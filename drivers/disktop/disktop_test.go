@@ -232,6 +232,9 @@ func TestRevokedRefreshTokenNeedsLogin(t *testing.T) {
 	if err := e.drv.Check(ctx); err == nil || !isAuthExpired(err) {
 		t.Fatalf("Check: %v, want ErrAuthExpired", err)
 	}
+	if n := strings.Count(e.logs.String(), "bridge login /disktop"); n != 1 {
+		t.Fatalf("%d needs-login log lines, want exactly 1:\n%s", n, e.logs.String())
+	}
 	for _, secret := range []string{e.fake.ClientSecret, "at-", "rt-"} {
 		if strings.Contains(e.logs.String(), secret) || strings.Contains(err.Error(), secret) {
 			t.Fatalf("%q in logs or errors", secret)
@@ -383,5 +386,33 @@ func TestAuthCodeLoginWithPKCE(t *testing.T) {
 	}
 	if err := d.Check(context.Background()); err != nil {
 		t.Fatalf("after login: %v", err)
+	}
+}
+
+func TestDownloadCutMidBodyResumesThroughTheBridge(t *testing.T) {
+	e := newEnv(t, 1<<20)
+	data := make([]byte, 3<<20)
+	for i := range data {
+		data[i] = byte(i % 251)
+	}
+	e.fake.Put("/movie.mp4", data)
+	s, err := davfs.New(davfs.Options{TempDir: t.TempDir(), Logger: zerolog.Nop(), Mounts: []davfs.Mount{{Path: "/d", Driver: e.drv}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(s)
+	defer hs.Close()
+	e.fake.Cut("dl", 1)
+	resp, err := http.Get(hs.URL + "/d/movie.mp4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("GET after a cut: %v, %d of %d bytes, equal %v", err, len(got), len(data), bytes.Equal(got, data))
+	}
+	if n := e.fake.Calls()["dl"]; n != 2 {
+		t.Fatalf("%d download requests, want 2 (one cut, one resumed)", n)
 	}
 }
