@@ -225,7 +225,7 @@ func (s *Server) transfer(ctx context.Context, src, dst target, move, overwrite 
 		if src.m == dst.m {
 			return s.transferWithin(ctx, src.m, srcRef, dstParent, name, move, deep)
 		}
-		if err := s.copyAcross(ctx, src.m, srcRef, dst.m, dstParent, name, deep); err != nil {
+		if err := s.copyTree(ctx, src.m, srcRef, dst.m, dstParent, name, deep); err != nil {
 			return err
 		}
 		// Properties go along before remove forgets the source's.
@@ -311,7 +311,7 @@ func (s *Server) transferWithin(ctx context.Context, m *mount, src, dstParent dr
 		case m.features.Move:
 			obj, err = m.drv.Move(ctx, src, dstParent, name)
 		default:
-			if err := s.copyWithin(ctx, m, src, dstParent, name, true); err != nil {
+			if err := s.copyTree(ctx, m, src, m, dstParent, name, true); err != nil {
 				return err
 			}
 			if err := m.drv.Remove(ctx, src); err != nil {
@@ -325,57 +325,30 @@ func (s *Server) transferWithin(ctx context.Context, m *mount, src, dstParent dr
 		s.recordNew(m, dstRel, obj)
 		return nil
 	}
-	return s.copyWithin(ctx, m, src, dstParent, name, deep)
+	return s.copyTree(ctx, m, src, m, dstParent, name, deep)
 }
 
-// copyWithin copies src into dstParent as name: one provider call where the
-// provider copies that kind of object, otherwise folder by folder (and, for
-// a provider without any copy, byte by byte through a temp file).
-func (s *Server) copyWithin(ctx context.Context, m *mount, src, dstParent drivers.Ref, name string, deep bool) error {
+// copyTree copies src (of mount sm) into dstParent (of mount dm) as name:
+// with one provider call where both are one mount and the provider copies
+// that kind of object, otherwise folder by folder, each file server-side
+// where it can be and through a temp file where it cannot (across mounts,
+// or a provider without copy).
+func (s *Server) copyTree(ctx context.Context, sm *mount, src drivers.Ref, dm *mount, dstParent drivers.Ref, name string, deep bool) error {
 	dstRel := path.Join(dstParent.Path, name)
 	if isPending(src.Object) {
-		return s.streamCopy(ctx, m, src, m, dstParent, name)
+		return s.streamCopy(ctx, sm, src, dm, dstParent, name)
 	}
-	if (src.IsDir && deep && m.features.CopyDir) || (!src.IsDir && m.features.CopyFile) {
-		obj, err := m.drv.Copy(ctx, src, dstParent, name)
+	if sm == dm && ((src.IsDir && deep && dm.features.CopyDir) || (!src.IsDir && dm.features.CopyFile)) {
+		obj, err := dm.drv.Copy(ctx, src, dstParent, name)
 		if err != nil {
-			return fmt.Errorf("%s%s: copy: %w", m.path, src.Path, err)
+			return fmt.Errorf("%s%s: copy: %w", dm.path, src.Path, err)
 		}
-		s.recordNew(m, dstRel, obj)
+		s.recordNew(dm, dstRel, obj)
 		return nil
 	}
-	if !src.IsDir {
-		return s.streamCopy(ctx, m, src, m, dstParent, name)
-	}
-	dir, err := m.drv.Mkdir(ctx, dstParent, name)
-	if err != nil {
-		return fmt.Errorf("%s%s: mkdir: %w", m.path, dstRel, err)
-	}
-	s.recordNew(m, dstRel, dir)
-	if !deep {
-		return nil
-	}
-	l, err := s.list(ctx, m, src.Path)
-	if err != nil {
-		return err
-	}
-	dirRef := drivers.Ref{Path: dstRel, Object: dir}
-	for _, child := range l.sorted() {
-		childRef := drivers.Ref{Path: path.Join(src.Path, child.Name), Object: child}
-		if err := s.copyWithin(ctx, m, childRef, dirRef, child.Name, true); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// copyAcross copies between two mounts: bytes have to travel, streamed
-// through a temp file under the same rules as a PUT.
-func (s *Server) copyAcross(ctx context.Context, sm *mount, src drivers.Ref, dm *mount, dstParent drivers.Ref, name string, deep bool) error {
 	if !src.IsDir {
 		return s.streamCopy(ctx, sm, src, dm, dstParent, name)
 	}
-	dstRel := path.Join(dstParent.Path, name)
 	dir, err := dm.drv.Mkdir(ctx, dstParent, name)
 	if err != nil {
 		return fmt.Errorf("%s%s: mkdir: %w", dm.path, dstRel, err)
@@ -391,7 +364,7 @@ func (s *Server) copyAcross(ctx context.Context, sm *mount, src drivers.Ref, dm 
 	dirRef := drivers.Ref{Path: dstRel, Object: dir}
 	for _, child := range l.sorted() {
 		childRef := drivers.Ref{Path: path.Join(src.Path, child.Name), Object: child}
-		if err := s.copyAcross(ctx, sm, childRef, dm, dirRef, child.Name, true); err != nil {
+		if err := s.copyTree(ctx, sm, childRef, dm, dirRef, child.Name, true); err != nil {
 			return err
 		}
 	}

@@ -281,21 +281,32 @@ func (f *Fake) folderAt(w http.ResponseWriter, s session, p string) *node {
 	return dir
 }
 
+// freeNameIn resolves parent_path for a new entry called name, answering
+// the error itself (and returning nil) when the folder is missing, the
+// name invalid or taken.
+func (f *Fake) freeNameIn(w http.ResponseWriter, s session, parentPath, name string) *node {
+	parent := f.folderAt(w, s, parentPath)
+	if parent == nil {
+		return nil
+	}
+	if !validName(name) {
+		apiError(w, http.StatusBadRequest, ErrnoBadRequest, "invalid name")
+		return nil
+	}
+	if _, taken := parent.kids[name]; taken {
+		apiError(w, http.StatusConflict, ErrnoExists, "name exists")
+		return nil
+	}
+	return parent
+}
+
 func (f *Fake) folder(w http.ResponseWriter, r *http.Request, s session) {
 	r.ParseForm()
 	name := r.PostForm.Get("name")
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	parent := f.folderAt(w, s, r.PostForm.Get("parent_path"))
+	parent := f.freeNameIn(w, s, r.PostForm.Get("parent_path"), name)
 	if parent == nil {
-		return
-	}
-	if !validName(name) {
-		apiError(w, http.StatusBadRequest, ErrnoBadRequest, "invalid name")
-		return
-	}
-	if _, taken := parent.kids[name]; taken {
-		apiError(w, http.StatusConflict, ErrnoExists, "name exists")
 		return
 	}
 	n := f.newFolder(parent, name)
@@ -397,16 +408,8 @@ func (f *Fake) precreate(w http.ResponseWriter, r *http.Request, s session) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	parent := f.folderAt(w, s, r.PostForm.Get("parent_path"))
+	parent := f.freeNameIn(w, s, r.PostForm.Get("parent_path"), name)
 	if parent == nil {
-		return
-	}
-	if !validName(name) {
-		apiError(w, http.StatusBadRequest, ErrnoBadRequest, "invalid name")
-		return
-	}
-	if _, taken := parent.kids[name]; taken {
-		apiError(w, http.StatusConflict, ErrnoExists, "name exists")
 		return
 	}
 	if f.used()+size > f.QuotaBytes {
