@@ -2,7 +2,6 @@ package davfs
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"html/template"
@@ -113,17 +112,13 @@ func (s *Server) servePropfind(w http.ResponseWriter, r *http.Request, t target)
 			return
 		}
 	}
-	r, err = s.withQuotaIfAsked(r, t)
+	r, body, err := s.readPropfind(r, t)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	if !s.xnetPropfindOnly {
-		body, _ := io.ReadAll(r.Body) // already in memory: withQuotaIfAsked read it
-		if s.fastPropfind(w, r, t, fi, depth, body) {
-			return
-		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
+	if !s.xnetPropfindOnly && s.fastPropfind(w, r, t, fi, depth, body) {
+		return
 	}
 	// x/net flushes its XML encoder after every response element; a large
 	// buffer turns thousands of small writes into a few big ones.

@@ -62,32 +62,33 @@ func (s *Server) quota(ctx context.Context, m *mount) (drivers.Quota, error) {
 
 type quotaKey struct{}
 
-// withQuotaIfAsked reads the PROPFIND body; when it names the RFC 4331
-// quota properties (never in allprop, per the RFC) and the mount reports
-// quota, the figures go into the context for the folders' DeadProps. So a
-// PROPFIND that does not ask for quota never costs a quota call.
-func (s *Server) withQuotaIfAsked(r *http.Request, t target) (*http.Request, error) {
+// readPropfind reads the PROPFIND body (bounded) and puts it back for
+// x/net. When it names the RFC 4331 quota properties (never in allprop, per
+// the RFC) and the mount reports quota, the figures go into the context for
+// the folders' DeadProps: a PROPFIND that does not ask for quota never costs
+// a quota call.
+func (s *Server) readPropfind(r *http.Request, t target) (*http.Request, []byte, error) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxPropfindBody+1))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if len(body) > maxPropfindBody {
-		return nil, errBadRequest
+		return nil, nil, errBadRequest
 	}
 	if emptyPrefix.Match(body) {
 		// Namespaces in XML 1.0: a prefix cannot be bound to "".
-		return nil, fmt.Errorf("PROPFIND body: empty namespace for a prefix: %w", errBadRequest)
+		return nil, nil, fmt.Errorf("PROPFIND body: empty namespace for a prefix: %w", errBadRequest)
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	if t.m == nil || !t.m.features.Quota || !bytes.Contains(body, []byte("quota-")) {
-		return r, nil
+		return r, body, nil
 	}
 	q, err := s.quota(r.Context(), t.m)
 	if err != nil {
 		s.log.Warn().Err(err).Str("mount", t.m.path).Msg("quota unavailable")
-		return r, nil
+		return r, body, nil
 	}
-	return r.WithContext(context.WithValue(r.Context(), quotaKey{}, q)), nil
+	return r.WithContext(context.WithValue(r.Context(), quotaKey{}, q)), body, nil
 }
 
 // DeadProps implements webdav.DeadPropsHolder for folders: the stored
