@@ -78,7 +78,7 @@ func (s *TokenStore) Seed(refresh string) {
 func (s *TokenStore) Save(t *oauth2.Token) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := writeFileAtomic(s.file, t); err != nil {
+	if err := WriteFileAtomic(s.file, t); err != nil {
 		return err
 	}
 	s.tok, s.needsLogin = t, false
@@ -136,7 +136,7 @@ func (s *TokenStore) refreshLocked(ctx context.Context) (*oauth2.Token, error) {
 		t.RefreshToken = old.RefreshToken // providers that do not rotate
 	}
 	// On disk before anyone uses it: the old refresh token is dead now.
-	if err := writeFileAtomic(s.file, t); err != nil {
+	if err := WriteFileAtomic(s.file, t); err != nil {
 		s.tok = t // keep it in memory at least
 		return nil, fmt.Errorf("tokens: the rotated token could not be saved: %w", err)
 	}
@@ -144,9 +144,9 @@ func (s *TokenStore) refreshLocked(ctx context.Context) (*oauth2.Token, error) {
 	return t, nil
 }
 
-// writeFileAtomic writes v as JSON to file with mode 0600: temp file in the
+// WriteFileAtomic writes v as JSON to file with mode 0600: temp file in the
 // same folder, fsync, rename, fsync of the folder.
-func writeFileAtomic(file string, v any) error {
+func WriteFileAtomic(file string, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
