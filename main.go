@@ -29,6 +29,7 @@ import (
 
 	"bridge/config"
 	"bridge/drivers"
+	"bridge/drivers/cloudreve"
 	"bridge/drivers/disktop"
 	"bridge/drivers/local"
 )
@@ -40,8 +41,9 @@ var version = "dev"
 // registry: adding a driver means adding a line here.
 func driverFactories() map[string]drivers.Factory {
 	return map[string]drivers.Factory{
-		local.Name:   local.New,
-		disktop.Name: disktop.New,
+		local.Name:     local.New,
+		disktop.Name:   disktop.New,
+		cloudreve.Name: cloudreve.New,
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 	"sort"
 	"strings"
 
+	cloudrevefake "bridge/tests/fakes/cloudreve"
 	disktopfake "bridge/tests/fakes/disktop"
 )
 
@@ -33,7 +34,16 @@ type fake struct {
 
 // fakes is the table of runnable fakes, by driver name.
 var fakes = map[string]fake{
-	"disktop": {start: startDisktop},
+	"disktop":   {start: startDisktop},
+	"cloudreve": {start: startCloudreve},
+}
+
+// startCloudreve serves the Cloudreve fake with its one user, whose
+// credentials are the mount options (the driver logs in by itself).
+func startCloudreve(baseURL string) (http.Handler, map[string]any, error) {
+	f := cloudrevefake.New()
+	f.SetBaseURL(baseURL)
+	return f.Handler(), map[string]any{"base_url": baseURL, "username": f.User, "password": f.Password}, nil
 }
 
 // startDisktop serves the Disk.Top fake; its mount options carry a refresh
