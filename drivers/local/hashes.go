@@ -44,12 +44,13 @@ func readHashes(f *os.File, fi fs.FileInfo) drivers.Hashes {
 	return drivers.Hashes{MD5: parts[3], SHA1: parts[4]}
 }
 
-// hashesOf opens the file at n (inside the root) to read its record.
+// hashesOf opens the file at n (inside the root) to read its record; it
+// never reads the content.
 func (d *Driver) hashesOf(n string, fi fs.FileInfo) drivers.Hashes {
 	if !fi.Mode().IsRegular() {
 		return drivers.Hashes{}
 	}
-	f, err := d.root.Open(n)
+	f, _, err := d.openRegular("hashes", n)
 	if err != nil {
 		return drivers.Hashes{}
 	}
