@@ -18,43 +18,101 @@ import (
 // revoked or expired) or there is none: `bridge login` must run again.
 var ErrNeedsLogin = errors.New("provider login needed: run `bridge login`")
 
-// refreshMargin is how long before expiry an access token is replaced.
-const refreshMargin = 2 * time.Minute
+const (
+	// refreshMargin is how long before expiry an access token is replaced.
+	refreshMargin = 2 * time.Minute
+	// refreshTimeout bounds one refresh. The refresh runs detached from the
+	// caller's context: once a rotating refresh token has been sent, the
+	// answer must be read and saved even if the caller has gone, or the
+	// account is lost.
+	refreshTimeout = time.Minute
+)
 
 // TokenStore holds one mount's OAuth2 tokens on disk and in memory.
+// Tokens it hands out are never modified afterwards.
 //
 // Providers such as Disk.Top rotate refresh tokens: the old one dies the
-// moment it is used. So a refresh happens once for all concurrent callers
-// (under a lock), and the new pair is on disk (temp file, fsync, rename,
-// mode 0600) before the new access token is handed to anyone: a crash
-// between the two would otherwise lose the account.
+// moment it is used. So a refresh happens once for all concurrent callers,
+// and the new pair is on disk (temp file, fsync, rename, mode 0600) before
+// the new access token is handed to anyone: a crash between the two would
+// otherwise lose the account.
+//
+// When the provider refuses the refresh token the store enters the "needs
+// login" state; it leaves it when a `bridge login` (in this or another
+// process) writes a new token file, so a running bridge recovers without a
+// restart.
 type TokenStore struct {
 	file   string
 	conf   *oauth2.Config
 	client *http.Client
-	now    func() time.Time
 
-	mu         sync.Mutex
-	tok        *oauth2.Token
-	needsLogin bool
+	mu          sync.Mutex
+	now         func() time.Time
+	onNeedLogin func(reason string)
+	tok         *oauth2.Token
+	needsLogin  bool
+	loaded      fileStamp    // the token file as last read or written
+	inflight    *refreshCall // the refresh under way, shared by all callers
 }
 
-// NewTokenStore loads the token file if there is one.
+// fileStamp tells whether the token file changed since it was read.
+type fileStamp struct {
+	mod  time.Time
+	size int64
+}
+
+type refreshCall struct {
+	done chan struct{}
+	tok  *oauth2.Token
+	err  error
+}
+
+// NewTokenStore loads the token file if there is one. client is used for
+// the token endpoint.
 func NewTokenStore(file string, conf *oauth2.Config, client *http.Client) (*TokenStore, error) {
 	s := &TokenStore{file: file, conf: conf, client: client, now: time.Now}
-	b, err := os.ReadFile(file)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-	case err != nil:
-		return nil, fmt.Errorf("tokens: %w", err)
-	default:
-		var t oauth2.Token
-		if err := json.Unmarshal(b, &t); err != nil {
-			return nil, fmt.Errorf("tokens: %s is corrupt: %w", file, err)
-		}
-		s.tok = &t
+	t, stamp, err := readTokenFile(file)
+	if err != nil {
+		return nil, err
 	}
+	s.tok, s.loaded = t, stamp
 	return s, nil
+}
+
+// readTokenFile reads a token file; a missing file is no token, no error.
+func readTokenFile(file string) (*oauth2.Token, fileStamp, error) {
+	fi, err := os.Stat(file)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fileStamp{}, nil
+	}
+	if err != nil {
+		return nil, fileStamp{}, fmt.Errorf("tokens: %w", err)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fileStamp{}, fmt.Errorf("tokens: %w", err)
+	}
+	var t oauth2.Token
+	if err := json.Unmarshal(b, &t); err != nil {
+		return nil, fileStamp{}, fmt.Errorf("tokens: %s is corrupt: %w", file, err)
+	}
+	return &t, fileStamp{fi.ModTime(), fi.Size()}, nil
+}
+
+// SetClock replaces the clock used for expiry decisions (tests).
+func (s *TokenStore) SetClock(now func() time.Time) {
+	s.mu.Lock()
+	s.now = now
+	s.mu.Unlock()
+}
+
+// OnNeedsLogin sets fn to be called once each time the store enters the
+// "needs login" state, with a reason that holds no secret (for one clear
+// log line).
+func (s *TokenStore) OnNeedsLogin(fn func(reason string)) {
+	s.mu.Lock()
+	s.onNeedLogin = fn
+	s.mu.Unlock()
 }
 
 // HasToken reports whether a token pair is known.
@@ -78,10 +136,12 @@ func (s *TokenStore) Seed(refresh string) {
 func (s *TokenStore) Save(t *oauth2.Token) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.setExpiry(t)
 	if err := WriteFileAtomic(s.file, t); err != nil {
 		return err
 	}
 	s.tok, s.needsLogin = t, false
+	s.stampLocked()
 	return nil
 }
 
@@ -89,21 +149,37 @@ func (s *TokenStore) Save(t *oauth2.Token) error {
 func (s *TokenStore) NeedsLogin() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.needsLogin
+	s.reloadLocked()
+	return s.needsLogin || s.tok == nil
 }
 
 // Token returns a valid access token, refreshing it first if it is about
-// to expire.
+// to expire. Concurrent callers share one refresh.
 func (s *TokenStore) Token(ctx context.Context) (*oauth2.Token, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.reloadLocked()
 	if s.needsLogin || s.tok == nil {
+		s.mu.Unlock()
 		return nil, ErrNeedsLogin
 	}
 	if s.tok.AccessToken != "" && (s.tok.Expiry.IsZero() || s.now().Add(refreshMargin).Before(s.tok.Expiry)) {
-		return s.tok, nil
+		t := s.tok
+		s.mu.Unlock()
+		return t, nil
 	}
-	return s.refreshLocked(ctx)
+	c := s.inflight
+	if c == nil {
+		c = &refreshCall{done: make(chan struct{})}
+		s.inflight = c
+		go s.refresh(context.WithoutCancel(ctx), c, s.tok.RefreshToken)
+	}
+	s.mu.Unlock()
+	select {
+	case <-c.done:
+		return c.tok, c.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // Rejected is called when the provider refused access token access (401):
@@ -112,36 +188,135 @@ func (s *TokenStore) Rejected(access string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.tok != nil && s.tok.AccessToken == access {
-		s.tok.AccessToken = ""
+		t := *s.tok // callers may hold the old one: never changed in place
+		t.AccessToken = ""
+		s.tok = &t
 	}
 }
 
-func (s *TokenStore) refreshLocked(ctx context.Context) (*oauth2.Token, error) {
-	if s.tok.RefreshToken == "" {
-		s.needsLogin = true
-		return nil, ErrNeedsLogin
+// refresh trades refresh for a new pair and records the outcome in c.
+func (s *TokenStore) refresh(ctx context.Context, c *refreshCall, refresh string) {
+	ctx, cancel := context.WithTimeout(ctx, refreshTimeout)
+	defer cancel()
+	var t *oauth2.Token
+	var err error
+	if refresh == "" {
+		err = errors.New("no refresh token")
+	} else {
+		ctx = context.WithValue(ctx, oauth2.HTTPClient, s.client)
+		old := &oauth2.Token{RefreshToken: refresh, Expiry: time.Unix(1, 0)}
+		t, err = s.conf.TokenSource(ctx, old).Token()
 	}
-	ctx = context.WithValue(ctx, oauth2.HTTPClient, s.client)
-	old := &oauth2.Token{RefreshToken: s.tok.RefreshToken, Expiry: s.now().Add(-time.Hour)}
-	t, err := s.conf.TokenSource(ctx, old).Token()
-	if err != nil {
-		var re *oauth2.RetrieveError
-		if errors.As(err, &re) && (re.ErrorCode == "invalid_grant" || re.ErrorCode == "invalid_client") {
-			s.needsLogin = true
-			return nil, fmt.Errorf("%w (provider said %s)", ErrNeedsLogin, re.ErrorCode)
+
+	s.mu.Lock()
+	var notify func(string)
+	defer func() {
+		s.inflight = nil
+		s.mu.Unlock()
+		if notify != nil {
+			notify(c.err.Error()) // before the callers see the error
 		}
-		return nil, fmt.Errorf("tokens: refresh: %w", err)
+		close(c.done)
+	}()
+	if err != nil {
+		if reason, dead := refusal(err, refresh); dead {
+			c.err = fmt.Errorf("%w (%s)", ErrNeedsLogin, reason)
+			if !s.needsLogin && s.tok != nil && s.tok.RefreshToken == refresh {
+				s.needsLogin = true
+				notify = s.onNeedLogin
+			}
+			return
+		}
+		c.err = fmt.Errorf("tokens: refresh: %s", reasonOf(err))
+		return
 	}
 	if t.RefreshToken == "" {
-		t.RefreshToken = old.RefreshToken // providers that do not rotate
+		t.RefreshToken = refresh // providers that do not rotate
 	}
+	s.setExpiry(t)
 	// On disk before anyone uses it: the old refresh token is dead now.
 	if err := WriteFileAtomic(s.file, t); err != nil {
-		s.tok = t // keep it in memory at least
-		return nil, fmt.Errorf("tokens: the rotated token could not be saved: %w", err)
+		s.tok = t // keep it in memory at least: the old one is dead
+		c.err = fmt.Errorf("tokens: the rotated token could not be saved: %w", err)
+		return
 	}
-	s.tok = t
-	return t, nil
+	s.stampLocked()
+	s.tok, c.tok = t, t
+}
+
+// refusal reports whether the token endpoint refused the refresh token
+// itself (so only a new login helps), as opposed to a passing failure
+// (network, 429, 5xx) after which the same token is tried again.
+func refusal(err error, refresh string) (string, bool) {
+	if refresh == "" {
+		return "no refresh token stored", true
+	}
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) {
+		return "", false
+	}
+	switch re.ErrorCode {
+	case "invalid_grant", "invalid_client", "unauthorized_client", "invalid_token", "expired_token", "access_denied":
+		return "the provider said " + re.ErrorCode, true
+	}
+	// Servers that answer without an RFC 6749 error code: 400/401/403 is a
+	// refusal; anything else may pass.
+	if re.Response != nil {
+		switch re.Response.StatusCode {
+		case http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden:
+			return "the token endpoint answered " + re.Response.Status, true
+		}
+	}
+	return "", false
+}
+
+// reasonOf describes a failed refresh without quoting the answer's body
+// (which could echo a token).
+func reasonOf(err error) string {
+	var re *oauth2.RetrieveError
+	switch {
+	case errors.As(err, &re) && re.Response != nil:
+		return "the token endpoint answered " + re.Response.Status + " " + re.ErrorCode
+	case errors.As(err, &re):
+		return "the token endpoint refused: " + re.ErrorCode
+	}
+	return err.Error()
+}
+
+// setExpiry computes t.Expiry on the store's clock when the answer gave
+// expires_in.
+func (s *TokenStore) setExpiry(t *oauth2.Token) {
+	if t.ExpiresIn > 0 {
+		t.Expiry = s.now().Add(time.Duration(t.ExpiresIn) * time.Second)
+	}
+}
+
+// stampLocked records the token file as just written.
+func (s *TokenStore) stampLocked() {
+	if fi, err := os.Stat(s.file); err == nil {
+		s.loaded = fileStamp{fi.ModTime(), fi.Size()}
+	}
+}
+
+// reloadLocked picks up a token file written by a `bridge login` in
+// another process while this store has no usable token.
+func (s *TokenStore) reloadLocked() {
+	if !s.needsLogin && s.tok != nil {
+		return
+	}
+	fi, err := os.Stat(s.file)
+	if err != nil || (fileStamp{fi.ModTime(), fi.Size()}) == s.loaded {
+		return
+	}
+	t, stamp, err := readTokenFile(s.file)
+	if err != nil || t == nil {
+		return
+	}
+	s.loaded = stamp
+	if t.RefreshToken == "" || (s.tok != nil && t.RefreshToken == s.tok.RefreshToken) {
+		return // the same dead token
+	}
+	s.tok, s.needsLogin = t, false
 }
 
 // WriteFileAtomic writes v as JSON to file with mode 0600: temp file in the

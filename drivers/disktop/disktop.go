@@ -4,27 +4,59 @@
 // Listing is by path (GET /v1/files, pages of 200: the first, then the rest
 // in parallel, so 10,000 entries cost 50 calls); everything else is by id
 // (manage, download) or by parent path (folder, precreate). Folders and
-// files have separate id spaces, so Object.ID is "d<id>" or "f<id>".
-// Listings carry md5 (a real content hash) but no times.
+// files have separate id spaces, so Object.ID is "d<id>" or "f<id>" (the
+// root is "d/"). Listings carry md5 (a real content hash) but no times.
 //
-// Where the document is silent, the choices (the fake enforces them; the
-// driver tolerates the other readings where it can):
-//   - Errors are classified by HTTP status first, errno second: the
-//     document lists no errnos.
-//   - precreate on a taken name is refused, so an overwrite uploads under a
-//     temporary name, then deletes the old file and renames the new one: a
-//     failed upload leaves the old file as it was.
-//   - manage move and copy keep names; a move+rename is a rename then a move
-//     (through a temporary name if the new name is taken at the source), a
-//     copy+rename goes through a temporary folder (copy, rename, move).
-//   - The chunk endpoint gets the Bearer token too: the document lists no
-//     Authorization for it, and a server that ignores it loses nothing.
-//   - A 0-byte file has 0 parts and is made by complete.
+// Where the document is unclear, the reading chosen (the fake in
+// tests/fakes/disktop enforces it strictly; the driver also copes with the
+// other readings where it can):
+//   - Errors: the document names no errno. The driver classifies by HTTP
+//     status first and errno/100 (read as an HTTP-like class) second; a 400
+//     whose message speaks of the name is ErrInvalidName.
+//   - Ids and numbers are documented as int; JSON strings are taken too.
+//   - Paging: total is read as the count of all entries (folders and
+//     files) at the path. A server giving fewer entries per page than asked
+//     is paged by what it gives; one giving no total is paged one by one
+//     until a short or empty page.
+//   - precreate on a taken name: the fake refuses it (409); the document
+//     has no overwrite flag. So an overwrite uploads under a temporary name
+//     first; once complete, the old file is renamed aside, the new one takes
+//     the name and the old one is deleted. A failed upload leaves the old
+//     file as it was and no partial object (the session is aborted).
+//   - manage move and copy keep names and answer no ids: a move+rename is a
+//     rename then a move (through a temporary name if the new name is taken
+//     at the source); a copy+rename goes through a temporary folder (copy,
+//     rename, move); a copy's id is found by listing its folder.
+//   - The chunk endpoints ({endpoint}/u...) list no Authorization; the
+//     driver sends the Bearer token anyway (a server that ignores it loses
+//     nothing; the fake accepts both).
+//   - A 0-byte file has 0 parts and is made by complete. A missing
+//     total_parts is computed from chunk_size; one that disagrees with it
+//     is refused before any byte is sent.
+//   - 425 from complete is answered by asking /parts and re-sending what is
+//     missing (twice at most); 5xx and 429 are retried with backoff (the
+//     document says to retry a 502 from complete), Retry-After up to 30 s
+//     is waited out, a longer one goes to the bridge as a RetryError. A
+//     broken connection is retried only for what can be sent twice (GETs
+//     and parts): a lost answer to a rename or a complete may hide a
+//     success.
+//   - OAuth: the token endpoint is read as RFC 6749 (x/oauth2). The
+//     device-token answer is read as RFC 8628 JSON (the document's
+//     example) or inside the {errno, data} envelope, at any HTTP status;
+//     slow_down adds 5 s to the interval. A refresh refused with
+//     invalid_grant (or any RFC "dead token" code, or a bare 400/401/403)
+//     means "needs login"; anything else is passing and tried again.
+//   - Download URLs: valid expires_in seconds (600 if absent) counted from
+//     before the request; a relative URL is resolved against api_base. The
+//     URL is signed and carries no account secret, so Link is ClientSafe
+//     (download = "redirect" is allowed).
 //
 // Tokens: `bridge login` stores them under the mount's state dir; the
 // refresh token rotates on every use and is written to disk before the new
 // access token is used (auth.TokenStore). A refused refresh token puts the
-// mount in "needs login" (ErrAuthExpired: 503 and /healthz).
+// mount in "needs login" (one error log line; ErrAuthExpired: 503 and
+// /healthz) until a new `bridge login`, which the running mount picks up.
+// No token, secret or URL signature is logged or put in an error.
 package disktop
 
 import (
@@ -74,6 +106,9 @@ const (
 	pageLimit      = 200
 	listParallel   = 4
 	maxAttempts    = 4
+	// maxRetryWait is the longest Retry-After waited out inside a call;
+	// a longer one goes back to the bridge (503 with Retry-After).
+	maxRetryWait = 30 * time.Second
 )
 
 // Driver is one Disk.Top account.
@@ -85,6 +120,7 @@ type Driver struct {
 	log    zerolog.Logger
 	mount  string
 	sleep  func(ctx context.Context, d time.Duration) error
+	now    func() time.Time
 }
 
 // New is the drivers.Factory of Disk.Top.
@@ -103,10 +139,13 @@ func New(ctx context.Context, cfg drivers.Config) (drivers.Driver, error) {
 		o.APIBase = defaultAPIBase
 	}
 	o.APIBase = strings.TrimSuffix(o.APIBase, "/")
+	if u, err := url.Parse(o.APIBase); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return nil, fmt.Errorf("disktop: option api_base %q is not an http(s) URL", o.APIBase)
+	}
 	if o.UploadConcurrency <= 0 {
 		o.UploadConcurrency = 4
 	}
-	d := &Driver{opts: o, client: cfg.HTTPClient, log: cfg.Logger, mount: cfg.MountPath, sleep: sleepCtx}
+	d := &Driver{opts: o, client: cfg.HTTPClient, log: cfg.Logger, mount: cfg.MountPath, sleep: sleepCtx, now: time.Now}
 	d.oauth = &oauth2.Config{
 		ClientID:     o.ClientID,
 		ClientSecret: o.ClientSecret,
@@ -123,6 +162,10 @@ func New(ctx context.Context, cfg drivers.Config) (drivers.Driver, error) {
 		return nil, fmt.Errorf("disktop: %w", err)
 	}
 	ts.Seed(o.RefreshToken)
+	ts.OnNeedsLogin(func(reason string) {
+		d.log.Error().Str("mount", d.mount).Str("reason", reason).
+			Msg("disktop: the provider refused the refresh token; the mount answers 503 until `bridge login " + d.mount + "` is run")
+	})
 	d.tokens = ts
 	if !ts.HasToken() {
 		d.log.Warn().Msg("disktop: no token yet: run `bridge login " + cfg.MountPath + "`")
@@ -163,10 +206,13 @@ func (e *apiError) Error() string {
 func classify(err error) error {
 	var ae *apiError
 	if !errors.As(err, &ae) {
-		if errors.Is(err, auth.ErrNeedsLogin) {
+		switch {
+		case errors.Is(err, auth.ErrNeedsLogin):
 			return fmt.Errorf("%w: %w", err, drivers.ErrAuthExpired)
+		case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded), hasKind(err):
+			return err
 		}
-		return err
+		return fmt.Errorf("%w: %w", err, drivers.ErrUnavailable) // e.g. a failed refresh
 	}
 	var kind error
 	switch {
@@ -197,6 +243,18 @@ func classify(err error) error {
 	return fmt.Errorf("%w: %w", ae, kind)
 }
 
+// hasKind reports whether err is classified already.
+func hasKind(err error) bool {
+	for _, k := range []error{drivers.ErrNotFound, drivers.ErrExist, drivers.ErrPermission, drivers.ErrQuota,
+		drivers.ErrTooLarge, drivers.ErrInvalidName, drivers.ErrNotSupported, drivers.ErrRateLimited,
+		drivers.ErrAuthExpired, drivers.ErrUnavailable} {
+		if errors.Is(err, k) {
+			return true
+		}
+	}
+	return false
+}
+
 // call sends one API request with the Bearer token and decodes data into
 // out. A 401 refreshes the token once; 429 and 5xx are retried with backoff.
 // body, when not nil, is sent as a form.
@@ -207,11 +265,10 @@ func (d *Driver) call(ctx context.Context, method, endpoint string, form url.Val
 func (d *Driver) callRaw(ctx context.Context, method, endpoint string, form url.Values, raw []byte, contentType string, out any) error {
 	refreshed := false
 	for attempt := 1; ; attempt++ {
-		before := d.tokens.NeedsLogin()
 		tok, err := d.tokens.Token(ctx)
 		if err != nil {
-			if !before && d.tokens.NeedsLogin() {
-				d.log.Error().Str("mount", d.mount).Msg("disktop: the provider refused the refresh token; the mount answers 503 until `bridge login " + d.mount + "` is run")
+			if ctx.Err() != nil {
+				return ctx.Err()
 			}
 			return classify(err)
 		}
@@ -232,20 +289,24 @@ func (d *Driver) callRaw(ctx context.Context, method, endpoint string, form url.
 		}
 		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
 		resp, err := d.client.Do(req)
-		if err != nil {
+		if err == nil {
+			err = decode(resp, out)
+		}
+		if err != nil && (resp == nil || errors.Is(err, errBrokenAnswer)) {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			if attempt < maxAttempts {
+			// Only what can be sent twice is sent again: a lost answer to
+			// a rename or a complete may hide a success.
+			if (method == http.MethodGet || raw != nil) && attempt < maxAttempts {
 				if err := d.sleep(ctx, backoff(attempt)); err != nil {
 					return err
 				}
 				continue
 			}
 			// The error may quote the URL; say which call failed instead.
-			return fmt.Errorf("disktop: %s %s: connection failed: %w", method, shortPath(endpoint), drivers.ErrUnavailable)
+			return fmt.Errorf("disktop: %s %s: %w: %w", method, shortPath(endpoint), errConnLost, drivers.ErrUnavailable)
 		}
-		err = decode(resp, out)
 		var ae *apiError
 		if errors.As(err, &ae) {
 			switch {
@@ -253,7 +314,7 @@ func (d *Driver) callRaw(ctx context.Context, method, endpoint string, form url.
 				d.tokens.Rejected(tok.AccessToken)
 				refreshed = true
 				continue
-			case (ae.Status == http.StatusTooManyRequests || ae.Status >= 500) && attempt < maxAttempts:
+			case (ae.Status == http.StatusTooManyRequests || ae.Status >= 500) && attempt < maxAttempts && ae.retry <= maxRetryWait:
 				wait := backoff(attempt)
 				if ae.retry > 0 {
 					wait = ae.retry
@@ -282,12 +343,19 @@ func shortPath(endpoint string) string {
 	return "?"
 }
 
+// errConnLost is a request whose answer never came whole: it may or may
+// not have been carried out.
+var errConnLost = errors.New("connection lost")
+
+// errBrokenAnswer is an answer cut before its end.
+var errBrokenAnswer = fmt.Errorf("disktop: the answer broke off: %w", drivers.ErrUnavailable)
+
 // decode reads an {errno, errmsg, data} envelope.
 func decode(resp *http.Response, out any) error {
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		return fmt.Errorf("disktop: reading answer: %w", drivers.ErrUnavailable)
+		return errBrokenAnswer
 	}
 	var env struct {
 		Errno int             `json:"errno"`
@@ -340,26 +408,69 @@ func (d *Driver) Root(ctx context.Context) (drivers.Object, error) {
 
 type listPage struct {
 	Folders []struct {
-		ID   int64  `json:"id"`
+		ID   flexID `json:"id"`
 		Name string `json:"name"`
 	} `json:"folders"`
 	Files []fileInfo `json:"files"`
-	Total int        `json:"total"`
+	Total flexInt    `json:"total"`
 }
 
+func (p listPage) len() int { return len(p.Folders) + len(p.Files) }
+
 type fileInfo struct {
-	ID   int64  `json:"id"`
-	Name string `json:"name"`
-	Size int64  `json:"size"`
-	MD5  string `json:"md5"`
+	ID   flexID  `json:"id"`
+	Name string  `json:"name"`
+	Size flexInt `json:"size"`
+	MD5  string  `json:"md5"`
 }
 
 func (fi fileInfo) object() drivers.Object {
-	o := drivers.Object{Name: fi.Name, Size: fi.Size, ID: "f" + strconv.FormatInt(fi.ID, 10)}
-	if len(fi.MD5) == 32 {
+	o := drivers.Object{Name: fi.Name, Size: int64(fi.Size), ID: "f" + string(fi.ID)}
+	if isMD5(fi.MD5) {
 		o.Hashes.MD5 = strings.ToLower(fi.MD5)
 	}
 	return o
+}
+
+func isMD5(s string) bool {
+	if len(s) != 32 {
+		return false
+	}
+	_, err := hex.DecodeString(s)
+	return err == nil
+}
+
+// flexID is an id the document calls int; a JSON string is taken too.
+type flexID string
+
+func (f *flexID) UnmarshalJSON(b []byte) error {
+	s := strings.Trim(string(b), `"`)
+	if s == "null" {
+		s = ""
+	}
+	*f = flexID(s)
+	return nil
+}
+
+// flexInt is a number the document calls int; a JSON string is taken too.
+type flexInt int64
+
+func (f *flexInt) UnmarshalJSON(b []byte) error {
+	s := strings.Trim(string(b), `"`)
+	if s == "" || s == "null" {
+		*f = 0
+		return nil
+	}
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		*f = flexInt(n)
+		return nil
+	}
+	n, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return err
+	}
+	*f = flexInt(n)
+	return nil
 }
 
 func (d *Driver) page(ctx context.Context, dir string, n int) (listPage, error) {
@@ -369,31 +480,55 @@ func (d *Driver) page(ctx context.Context, dir string, n int) (listPage, error) 
 	return p, err
 }
 
-// List reads the first page, then the others in parallel.
+// List reads the first page, then the others in parallel (total tells how
+// many). A server that gives fewer entries per page than asked is paged by
+// what it gives; one that gives no total is paged one by one until a short
+// or empty page.
 func (d *Driver) List(ctx context.Context, dir drivers.Ref) ([]drivers.Object, error) {
 	first, err := d.page(ctx, dir.Path, 1)
 	if err != nil {
 		return nil, fmt.Errorf("disktop: list %s: %w", dir.Path, err)
 	}
-	pages := make([]listPage, max(1, (first.Total+pageLimit-1)/pageLimit))
-	pages[0] = first
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(listParallel)
-	for i := 1; i < len(pages); i++ {
-		g.Go(func() error {
-			p, err := d.page(gctx, dir.Path, i+1)
-			pages[i] = p
-			return err
-		})
+	per, total := pageLimit, int(first.Total)
+	if n := first.len(); n > 0 && n < per && n < total {
+		per = n
 	}
-	if err := g.Wait(); err != nil {
-		return nil, fmt.Errorf("disktop: list %s: %w", dir.Path, err)
+	pages := []listPage{first}
+	switch {
+	case total > per:
+		pages = append(pages, make([]listPage, (total+per-1)/per-1)...)
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(listParallel)
+		for i := 1; i < len(pages); i++ {
+			g.Go(func() error {
+				p, err := d.page(gctx, dir.Path, i+1)
+				pages[i] = p
+				return err
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return nil, fmt.Errorf("disktop: list %s: %w", dir.Path, err)
+		}
+	case total == 0 && first.len() > 0:
+		// No total: page on until a page is empty or shorter than the first
+		// (whose length is the server's page size, whatever was asked).
+		per = first.len()
+		for last := first; last.len() == per; {
+			next, err := d.page(ctx, dir.Path, len(pages)+1)
+			if err != nil {
+				return nil, fmt.Errorf("disktop: list %s: %w", dir.Path, err)
+			}
+			if sameStart(next, last) {
+				break // a server ignoring page would answer page 1 forever
+			}
+			pages, last = append(pages, next), next
+		}
 	}
 	seen := map[string]bool{}
 	var out []drivers.Object
 	for _, p := range pages {
 		for _, f := range p.Folders {
-			o := drivers.Object{Name: f.Name, IsDir: true, ID: "d" + strconv.FormatInt(f.ID, 10)}
+			o := drivers.Object{Name: f.Name, IsDir: true, ID: "d" + string(f.ID)}
 			if !seen[o.ID] {
 				seen[o.ID] = true
 				out = append(out, o)
@@ -408,6 +543,17 @@ func (d *Driver) List(ctx context.Context, dir drivers.Ref) ([]drivers.Object, e
 		}
 	}
 	return out, nil
+}
+
+// sameStart reports whether two pages begin with the same entry.
+func sameStart(a, b listPage) bool {
+	switch {
+	case len(a.Folders) > 0 && len(b.Folders) > 0:
+		return a.Folders[0].ID == b.Folders[0].ID
+	case len(a.Files) > 0 && len(b.Files) > 0:
+		return a.Files[0].ID == b.Files[0].ID && len(a.Folders) == len(b.Folders)
+	}
+	return false
 }
 
 // numericID returns the platform id of an object and whether it is a file.
@@ -425,28 +571,41 @@ func (d *Driver) Link(ctx context.Context, file drivers.Ref) (drivers.Link, erro
 		return drivers.Link{}, fmt.Errorf("disktop: link %s: %w", file.Path, drivers.ErrNotFound)
 	}
 	var out struct {
-		URL       string `json:"url"`
-		ExpiresIn int    `json:"expires_in"`
+		URL       string  `json:"url"`
+		ExpiresIn flexInt `json:"expires_in"`
 	}
-	if err := d.call(ctx, http.MethodGet, d.url("/v1/files/"+id+"/download", nil), nil, &out); err != nil {
+	asked := d.now()
+	if err := d.call(ctx, http.MethodGet, d.url("/v1/files/"+url.PathEscape(id)+"/download", nil), nil, &out); err != nil {
 		return drivers.Link{}, fmt.Errorf("disktop: link %s: %w", file.Path, err)
+	}
+	u, err := url.Parse(d.opts.APIBase + "/")
+	if err == nil {
+		u, err = u.Parse(out.URL) // a relative URL is taken as the API's
+	}
+	if out.URL == "" || err != nil {
+		return drivers.Link{}, fmt.Errorf("disktop: link %s: no usable url in the answer: %w", file.Path, drivers.ErrUnavailable)
 	}
 	if out.ExpiresIn <= 0 {
 		out.ExpiresIn = 600
 	}
-	return drivers.Link{URL: out.URL, Expires: time.Now().Add(time.Duration(out.ExpiresIn) * time.Second), ClientSafe: true}, nil
+	// Timed from before the request: the link expires no later than this.
+	return drivers.Link{URL: u.String(), Expires: asked.Add(time.Duration(out.ExpiresIn) * time.Second), ClientSafe: true}, nil
 }
 
 // Mkdir creates a folder.
 func (d *Driver) Mkdir(ctx context.Context, parent drivers.Ref, name string) (drivers.Object, error) {
 	var out struct {
-		FolderID int64 `json:"folder_id"`
+		FolderID flexID `json:"folder_id"`
 	}
 	form := url.Values{"parent_path": {apiPath(parent.Path)}, "name": {name}}
 	if err := d.call(ctx, http.MethodPost, d.url("/v1/files/folder", nil), form, &out); err != nil {
 		return drivers.Object{}, fmt.Errorf("disktop: mkdir %s: %w", path.Join(parent.Path, name), err)
 	}
-	return drivers.Object{Name: name, IsDir: true, ID: "d" + strconv.FormatInt(out.FolderID, 10)}, nil
+	if out.FolderID == "" {
+		// Tolerated: find the new folder by listing its parent.
+		return d.find(ctx, parent, name, true)
+	}
+	return drivers.Object{Name: name, IsDir: true, ID: "d" + string(out.FolderID)}, nil
 }
 
 // manage runs one manage action on one object.
@@ -493,6 +652,9 @@ func tempName(name string) string {
 // Move moves obj into dstParent as newName: manage keeps names, so a new
 // name is given first, in the source folder.
 func (d *Driver) Move(ctx context.Context, obj, dstParent drivers.Ref, newName string) (drivers.Object, error) {
+	if path.Dir(obj.Path) == path.Clean(dstParent.Path) {
+		return d.Rename(ctx, obj, newName) // no move at all
+	}
 	cur := obj
 	if newName != obj.Name {
 		step := newName
@@ -507,6 +669,12 @@ func (d *Driver) Move(ctx context.Context, obj, dstParent drivers.Ref, newName s
 		cur = drivers.Ref{Path: path.Join(path.Dir(obj.Path), step), Object: o}
 	}
 	if err := d.manage(ctx, "move", cur, url.Values{"dest_path": {apiPath(dstParent.Path)}}); err != nil {
+		if cur.Name != obj.Name { // the move failed: give the old name back
+			if _, rerr := d.Rename(context.WithoutCancel(ctx), cur, obj.Name); rerr != nil {
+				d.log.Error().Str("path", obj.Path).Str("renamed_to", cur.Name).Str("error", rerr.Error()).
+					Msg("disktop: a failed move left the object under its new name")
+			}
+		}
 		return drivers.Object{}, err
 	}
 	if cur.Name != newName {
@@ -556,16 +724,21 @@ func (d *Driver) copyInto(ctx context.Context, obj, dstParent drivers.Ref) (driv
 	if err := d.manage(ctx, "copy", obj, url.Values{"dest_path": {apiPath(dstParent.Path)}}); err != nil {
 		return drivers.Object{}, err
 	}
-	objs, err := d.List(ctx, dstParent)
+	return d.find(ctx, dstParent, obj.Name, obj.IsDir)
+}
+
+// find lists dir for the entry called name, for answers that carry no id.
+func (d *Driver) find(ctx context.Context, dir drivers.Ref, name string, isDir bool) (drivers.Object, error) {
+	objs, err := d.List(ctx, dir)
 	if err != nil {
 		return drivers.Object{}, err
 	}
 	for _, o := range objs {
-		if o.Name == obj.Name && o.IsDir == obj.IsDir {
+		if o.Name == name && o.IsDir == isDir {
 			return o, nil
 		}
 	}
-	return drivers.Object{}, fmt.Errorf("disktop: copy of %s not found in %s: %w", obj.Path, dstParent.Path, drivers.ErrUnavailable)
+	return drivers.Object{}, fmt.Errorf("disktop: %s not found in %s after creating it: %w", name, dir.Path, drivers.ErrUnavailable)
 }
 
 // Remove deletes obj.

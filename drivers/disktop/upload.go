@@ -16,16 +16,21 @@ import (
 )
 
 type precreateAnswer struct {
-	Instant    bool   `json:"instant_upload"`
-	FileID     int64  `json:"file_id"`
-	UploadID   string `json:"upload_id"`
-	Endpoint   string `json:"endpoint"`
-	ChunkSize  int64  `json:"chunk_size"`
-	TotalParts int    `json:"total_parts"`
+	Instant    bool    `json:"instant_upload"`
+	FileID     flexID  `json:"file_id"`
+	UploadID   string  `json:"upload_id"`
+	Endpoint   string  `json:"endpoint"`
+	ChunkSize  flexInt `json:"chunk_size"`
+	TotalParts flexInt `json:"total_parts"`
 }
 
-// Put uploads a finished temp file. Over an existing file it uploads under
-// a temporary name first, so the old file survives any failure.
+// Put uploads a finished temp file.
+//
+// precreate refuses a taken name, so over an existing file the new one is
+// uploaded under a temporary name first; only when it is complete is the
+// old file renamed aside, the new one given its name and the old one
+// deleted. Whatever fails, the name keeps the old file or the new one
+// (never nothing), and a failed upload leaves no object behind.
 func (d *Driver) Put(ctx context.Context, parent drivers.Ref, name string, up drivers.Upload) (drivers.Object, error) {
 	if up.Replaces == nil {
 		return d.upload(ctx, parent, name, up)
@@ -35,13 +40,42 @@ func (d *Driver) Put(ctx context.Context, parent drivers.Ref, name string, up dr
 	if err != nil {
 		return drivers.Object{}, err
 	}
-	tmpRef := drivers.Ref{Path: path.Join(parent.Path, tmp), Object: obj}
+	// From here on the steps finish even if the client goes away: stopping
+	// half way would leave the name without a file.
+	ctx = context.WithoutCancel(ctx)
+	fresh := drivers.Ref{Path: path.Join(parent.Path, tmp), Object: obj}
 	old := drivers.Ref{Path: path.Join(parent.Path, name), Object: *up.Replaces}
-	if err := d.Remove(ctx, old); err != nil && !errors.Is(err, drivers.ErrNotFound) {
-		d.Remove(context.WithoutCancel(ctx), tmpRef)
+	asideName := tempName(name)
+	aside, err := d.Rename(ctx, old, asideName)
+	switch {
+	case errors.Is(err, drivers.ErrNotFound):
+		// The old file is gone already: nothing to keep.
+	case err != nil:
+		d.discard(ctx, fresh)
 		return drivers.Object{}, err
 	}
-	return d.Rename(ctx, tmpRef, name)
+	placed, err := d.Rename(ctx, fresh, name)
+	if err != nil {
+		if aside.ID != "" {
+			if _, rerr := d.Rename(ctx, drivers.Ref{Path: path.Join(parent.Path, asideName), Object: aside}, name); rerr != nil {
+				d.log.Error().Str("path", old.Path).Str("kept_as", asideName).Str("error", rerr.Error()).
+					Msg("disktop: overwrite failed and the old file could not get its name back")
+			}
+		}
+		d.discard(ctx, fresh)
+		return drivers.Object{}, err
+	}
+	if aside.ID != "" {
+		d.discard(ctx, drivers.Ref{Path: path.Join(parent.Path, asideName), Object: aside})
+	}
+	return placed, nil
+}
+
+// discard deletes a temporary object, logging (not failing) when it cannot.
+func (d *Driver) discard(ctx context.Context, obj drivers.Ref) {
+	if err := d.Remove(ctx, obj); err != nil && !errors.Is(err, drivers.ErrNotFound) {
+		d.log.Warn().Str("path", obj.Path).Str("error", err.Error()).Msg("disktop: temporary object left behind")
+	}
 }
 
 // upload runs precreate, the parts and complete for a new name.
@@ -55,46 +89,67 @@ func (d *Driver) upload(ctx context.Context, parent drivers.Ref, name string, up
 	}
 	obj := drivers.Object{Name: name, Size: up.Size, Hashes: drivers.Hashes{MD5: up.Hashes.MD5}}
 	if pc.Instant {
-		obj.ID = "f" + strconv.FormatInt(pc.FileID, 10)
+		if pc.FileID == "" {
+			return d.find(ctx, parent, name, false)
+		}
+		obj.ID = "f" + string(pc.FileID)
 		return obj, nil // dedup: no byte sent
 	}
 	if pc.UploadID == "" || pc.Endpoint == "" || (up.Size > 0 && pc.ChunkSize <= 0) {
 		return drivers.Object{}, fmt.Errorf("disktop: upload %s: precreate gave no session: %w", p, drivers.ErrUnavailable)
 	}
+	if want := (up.Size + int64(pc.ChunkSize) - 1) / max(int64(pc.ChunkSize), 1); pc.TotalParts == 0 {
+		pc.TotalParts = flexInt(want) // tolerated: computed from chunk_size
+	} else if int64(pc.TotalParts) != want {
+		d.abort(pc)
+		return drivers.Object{}, fmt.Errorf("disktop: upload %s: precreate's total_parts %d does not match chunk_size: %w",
+			p, pc.TotalParts, drivers.ErrUnavailable)
+	}
 	id, err := d.sendAndComplete(ctx, up, pc)
+	if (errors.Is(err, errConnLost) || errors.Is(err, drivers.ErrNotFound)) && ctx.Err() == nil {
+		// complete's answer was lost, or a retried complete found its
+		// session gone: it may have worked. Look before aborting, or a
+		// finished file would be reported as failed.
+		if o, ferr := d.find(ctx, parent, name, false); ferr == nil && o.Hashes.MD5 == up.Hashes.MD5 && o.Size == up.Size {
+			return o, nil
+		}
+	}
 	if err != nil {
 		d.abort(pc)
 		return drivers.Object{}, fmt.Errorf("disktop: upload %s: %w", p, err)
 	}
-	obj.ID = "f" + strconv.FormatInt(id, 10)
+	if id == "" {
+		return d.find(ctx, parent, name, false)
+	}
+	obj.ID = "f" + string(id)
 	return obj, nil
 }
 
 // sendAndComplete sends every part (in parallel), then completes; a 425
 // (parts missing) is answered by asking /parts and sending what is missing.
-func (d *Driver) sendAndComplete(ctx context.Context, up drivers.Upload, pc precreateAnswer) (int64, error) {
-	all := make([]int, pc.TotalParts)
+func (d *Driver) sendAndComplete(ctx context.Context, up drivers.Upload, pc precreateAnswer) (flexID, error) {
+	all := make([]int, int(pc.TotalParts))
 	for i := range all {
 		all[i] = i + 1
 	}
 	missing := all
 	for round := 0; ; round++ {
 		if err := d.sendParts(ctx, up, pc, missing); err != nil {
-			return 0, err
+			return "", err
 		}
 		var done struct {
-			FileID int64 `json:"file_id"`
+			FileID flexID `json:"file_id"`
 		}
 		err := d.call(ctx, http.MethodPost, pc.Endpoint+"/u/"+url.PathEscape(pc.UploadID)+"/complete", url.Values{}, &done)
 		var ae *apiError
 		if errors.As(err, &ae) && ae.Status == 425 && round < 2 {
 			if missing, err = d.missingParts(ctx, pc); err != nil {
-				return 0, err
+				return "", err
 			}
 			continue
 		}
 		if err != nil {
-			return 0, fmt.Errorf("complete: %w", err)
+			return "", fmt.Errorf("complete: %w", err)
 		}
 		return done.FileID, nil
 	}
@@ -112,7 +167,7 @@ func (d *Driver) missingParts(ctx context.Context, pc precreateAnswer) ([]int, e
 		got[s] = true
 	}
 	var missing []int
-	for seq := 1; seq <= pc.TotalParts; seq++ {
+	for seq := 1; seq <= int(pc.TotalParts); seq++ {
 		if !got[seq] {
 			missing = append(missing, seq)
 		}
@@ -127,8 +182,8 @@ func (d *Driver) sendParts(ctx context.Context, up drivers.Upload, pc precreateA
 	g.SetLimit(d.opts.UploadConcurrency)
 	for _, seq := range seqs {
 		g.Go(func() error {
-			off := int64(seq-1) * pc.ChunkSize
-			n := min(pc.ChunkSize, up.Size-off)
+			off := int64(seq-1) * int64(pc.ChunkSize)
+			n := min(int64(pc.ChunkSize), up.Size-off)
 			buf := make([]byte, n)
 			if _, err := io.ReadFull(io.NewSectionReader(up.Body, off, n), buf); err != nil {
 				return fmt.Errorf("reading part %d: %w", seq, err)

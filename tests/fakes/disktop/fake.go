@@ -66,6 +66,8 @@ type deviceCode struct {
 	clientID       string
 	scopes         []string
 	expires        time.Time
+	interval       time.Duration // grows by 5 s at each slow_down
+	lastPoll       time.Time
 	approved       bool
 	denied         bool
 }
@@ -82,7 +84,12 @@ type upload struct {
 	finished bool
 }
 
-// Fake is the provider. Choices where the document is silent:
+// Fake is the provider, served by Handler. Calls, Fail and Cut name
+// endpoints: authorize, token, device-code, device-token, device-page,
+// user-info, quota, list, search, meta, download, folder, manage, precreate,
+// part, parts, complete, abort, and dl (the signed download URLs).
+//
+// Choices where the document is silent:
 //   - precreate refuses a name that exists in the folder (409, ErrnoExists);
 //     there is no overwrite.
 //   - a 0-byte file has 0 parts and is created by complete;
@@ -91,12 +98,22 @@ type upload struct {
 //   - listing pages run over folders first, then files, by name;
 //   - manage move/copy keep names; a name taken in dest_path is 409;
 //   - OAuth endpoints answer RFC 6749 errors ({"error": ...}, HTTP 400),
-//     API endpoints {errno, errmsg} with a matching HTTP status.
+//     API endpoints {errno, errmsg} with a matching HTTP status;
+//   - the device-token endpoint answers slow_down (RFC 8628) to a poll
+//     sooner than the interval after the previous one, on the fake's clock;
+//   - unknown scopes are refused (invalid_scope); a files.app_data token
+//     without files.write_all writes only inside the sandbox, even when
+//     files.read_all lets it read the whole disk;
+//   - a refresh token works only for the client it was issued to.
 type Fake struct {
 	mu sync.Mutex
 
-	// Now is the fake's clock; tests move it to expire URLs and tokens.
-	Now func() time.Time
+	clockMu sync.Mutex
+	clock   func() time.Time
+
+	// DeviceInterval is the polling interval device codes ask for (the
+	// document's example: 5 s).
+	DeviceInterval time.Duration
 	// ChunkSize is what precreate hands out (the document's example: 5 MiB).
 	ChunkSize int64
 	// AccessTTL is the lifetime of access tokens.
@@ -119,11 +136,13 @@ type Fake struct {
 	devices    map[string]*deviceCode
 	uploads    map[string]*upload
 
-	calls  map[string]int
-	faults []*fault
-	// loseParts: this many parts are acknowledged but not kept, as a
-	// backend that loses a chunk does; complete then answers 425.
-	loseParts int
+	calls   map[string]int
+	faults  []*fault
+	secrets []string // every token and signature handed out
+	// loseParts: the first delivery of these part numbers is
+	// acknowledged but not kept, as a backend that loses a chunk does;
+	// complete then answers 425.
+	loseParts map[int]bool
 }
 
 type authCode struct {
@@ -142,22 +161,23 @@ type fault struct {
 // New makes a fake with an empty account whose sandbox folder exists.
 func New() *Fake {
 	f := &Fake{
-		Now:        time.Now,
-		ChunkSize:  5 << 20,
-		AccessTTL:  time.Hour,
-		QuotaBytes: 1 << 40,
-		ClientID:   "bridge-test-client",
-		secret:     make([]byte, 32),
-		folders:    map[int]*node{},
-		files:      map[int]*node{},
-		tokens:     map[string]*token{},
-		refreshes:  map[string]*token{},
-		codes:      map[string]*authCode{},
-		devices:    map[string]*deviceCode{},
-		uploads:    map[string]*upload{},
-		calls:      map[string]int{},
-		nextFolder: 1,
-		nextFile:   1,
+		clock:          time.Now,
+		DeviceInterval: 5 * time.Second,
+		ChunkSize:      5 << 20,
+		AccessTTL:      time.Hour,
+		QuotaBytes:     1 << 40,
+		ClientID:       "bridge-test-client",
+		secret:         make([]byte, 32),
+		folders:        map[int]*node{},
+		files:          map[int]*node{},
+		tokens:         map[string]*token{},
+		refreshes:      map[string]*token{},
+		codes:          map[string]*authCode{},
+		devices:        map[string]*deviceCode{},
+		uploads:        map[string]*upload{},
+		calls:          map[string]int{},
+		nextFolder:     1,
+		nextFile:       1,
 	}
 	rand.Read(f.secret)
 	f.ClientSecret = hex.EncodeToString(f.secret[:8])
@@ -169,6 +189,37 @@ func New() *Fake {
 	return f
 }
 
+// SetClock replaces the fake's clock (tests move it to expire URLs, tokens,
+// upload sessions and device codes).
+func (f *Fake) SetClock(now func() time.Time) {
+	f.clockMu.Lock()
+	f.clock = now
+	f.clockMu.Unlock()
+}
+
+// Advance moves the fake's clock forward by d from wherever it is.
+func (f *Fake) Advance(d time.Duration) {
+	f.clockMu.Lock()
+	base := f.clock
+	f.clock = func() time.Time { return base().Add(d) }
+	f.clockMu.Unlock()
+}
+
+func (f *Fake) now() time.Time {
+	f.clockMu.Lock()
+	defer f.clockMu.Unlock()
+	return f.clock()
+}
+
+// Secrets returns every credential the fake knows or handed out (client
+// secret, access and refresh tokens, device codes, URL signatures), for
+// tests asserting that none reaches a log line or an error message.
+func (f *Fake) Secrets() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string{f.ClientSecret}, f.secrets...)
+}
+
 // SetBaseURL tells the fake where it is served, for the URLs it hands out.
 func (f *Fake) SetBaseURL(u string) {
 	f.mu.Lock()
@@ -177,7 +228,7 @@ func (f *Fake) SetBaseURL(u string) {
 }
 
 func (f *Fake) newFolder(parent *node, name string) *node {
-	n := &node{id: f.nextFolder, dir: true, name: name, parent: parent, kids: map[string]*node{}, created: f.Now()}
+	n := &node{id: f.nextFolder, dir: true, name: name, parent: parent, kids: map[string]*node{}, created: f.now()}
 	f.nextFolder++
 	f.folders[n.id] = n
 	if parent != nil {
@@ -188,7 +239,7 @@ func (f *Fake) newFolder(parent *node, name string) *node {
 
 func (f *Fake) newFile(parent *node, name string, content []byte) *node {
 	sum := md5.Sum(content)
-	n := &node{id: f.nextFile, name: name, parent: parent, content: content, md5: hex.EncodeToString(sum[:]), created: f.Now()}
+	n := &node{id: f.nextFile, name: name, parent: parent, content: content, md5: hex.EncodeToString(sum[:]), created: f.now()}
 	f.nextFile++
 	f.files[n.id] = n
 	parent.kids[name] = n
@@ -215,9 +266,10 @@ func (f *Fake) IssueToken(scopes ...string) (string, string) {
 
 func (f *Fake) issue(clientID string, scopes []string) *token {
 	t := &token{access: "at-" + randomHex(16), refresh: "rt-" + randomHex(16), scopes: scopes,
-		expires: f.Now().Add(f.AccessTTL), clientID: clientID}
+		expires: f.now().Add(f.AccessTTL), clientID: clientID}
 	f.tokens[t.access] = t
 	f.refreshes[t.refresh] = t
+	f.secrets = append(f.secrets, t.access, t.refresh)
 	return t
 }
 
@@ -226,7 +278,7 @@ func (f *Fake) ExpireAccessTokens() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, t := range f.tokens {
-		t.expires = f.Now().Add(-time.Second)
+		t.expires = f.now().Add(-time.Second)
 	}
 }
 
@@ -257,6 +309,19 @@ func (f *Fake) ApproveDevice(userCode string) bool {
 	return false
 }
 
+// DenyDevice makes the user refuse a pending device code.
+func (f *Fake) DenyDevice(userCode string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, d := range f.devices {
+		if d.userCode == userCode {
+			d.denied = true
+			return true
+		}
+	}
+	return false
+}
+
 // Calls returns how often each endpoint was called.
 func (f *Fake) Calls() map[string]int {
 	f.mu.Lock()
@@ -268,18 +333,25 @@ func (f *Fake) Calls() map[string]int {
 	return out
 }
 
-// Fail makes the next count calls of endpoint (a Calls key) answer status.
+// Fail makes the next count calls of endpoint (a Calls key) answer status
+// with an {errno, errmsg} body; a 429 carries Retry-After: 1.
 func (f *Fake) Fail(endpoint string, status, count int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.faults = append(f.faults, &fault{endpoint: endpoint, status: status, count: count})
 }
 
-// LoseParts makes the next count parts be acknowledged but not kept.
-func (f *Fake) LoseParts(count int) {
+// LoseParts makes the next delivery of each of these part numbers be
+// acknowledged but not kept.
+func (f *Fake) LoseParts(seqs ...int) {
 	f.mu.Lock()
-	f.loseParts = count
-	f.mu.Unlock()
+	defer f.mu.Unlock()
+	if f.loseParts == nil {
+		f.loseParts = map[int]bool{}
+	}
+	for _, s := range seqs {
+		f.loseParts[s] = true
+	}
 }
 
 // Cut makes the next count calls of endpoint break the connection half way
@@ -418,6 +490,20 @@ func (f *Fake) sign(id int, exp int64) string {
 	m := hmac.New(sha256.New, f.secret)
 	fmt.Fprintf(m, "%d:%d", id, exp)
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// knownScopes are the document's scopes.
+var knownScopes = map[string]bool{"user.read": true, "files.app_data": true, "files.read_all": true,
+	"files.write_all": true, "share.read": true, "share.create": true}
+
+// validScopes reports whether every scope is one the document lists.
+func validScopes(scopes []string) bool {
+	for _, s := range scopes {
+		if !knownScopes[s] {
+			return false
+		}
+	}
+	return len(scopes) > 0
 }
 
 // writeJSON answers an API call.

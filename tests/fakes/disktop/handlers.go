@@ -7,8 +7,10 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"html"
 	"io"
 	"net/http"
+	"net/url"
 	"path"
 	"strconv"
 	"strings"
@@ -23,6 +25,7 @@ func (f *Fake) Handler() http.Handler {
 	route("POST /oauth/token", "token", f.tokenEndpoint)
 	route("POST /oauth/device-code", "device-code", f.deviceCodeEndpoint)
 	route("POST /oauth/device-token", "device-token", f.deviceToken)
+	route("/oauth/device", "device-page", f.devicePage)
 	route("GET /v1/user/info", "user-info", f.api(f.userInfo, "user.read"))
 	route("GET /v1/user/quota", "quota", f.api(f.quota, "user.read"))
 	route("GET /v1/files", "list", f.api(f.list))
@@ -91,8 +94,21 @@ func (c *cutWriter) Write(p []byte) (int, error) {
 
 // session is what a valid Bearer token grants.
 type session struct {
-	tok  *token
-	base *node // the sandbox, or the account root with full-disk scopes
+	tok     *token
+	base    *node // the sandbox, or the account root with full-disk scopes
+	sandbox *node
+}
+
+// writable reports whether the session may change n or write into it:
+// anywhere with files.write_all, only inside the sandbox with
+// files.app_data.
+func (s session) writable(n *node) bool {
+	return s.has("files.write_all") || (s.has("files.app_data") && within(n, s.sandbox))
+}
+
+// refuseWrite answers a write outside what the scopes allow.
+func refuseWrite(w http.ResponseWriter) {
+	apiError(w, http.StatusForbidden, ErrnoScope, "files.write_all required outside the app folder")
 }
 
 func (s session) has(scope string) bool {
@@ -110,7 +126,7 @@ func (f *Fake) api(h func(w http.ResponseWriter, r *http.Request, s session), sc
 		auth := r.Header.Get("Authorization")
 		f.mu.Lock()
 		t, ok := f.tokens[strings.TrimPrefix(auth, "Bearer ")]
-		valid := ok && strings.HasPrefix(auth, "Bearer ") && f.Now().Before(t.expires)
+		valid := ok && strings.HasPrefix(auth, "Bearer ") && f.now().Before(t.expires)
 		f.mu.Unlock()
 		if !valid {
 			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
@@ -125,6 +141,7 @@ func (f *Fake) api(h func(w http.ResponseWriter, r *http.Request, s session), sc
 			}
 		}
 		f.mu.Lock()
+		s.sandbox = f.sandbox()
 		if s.has("files.read_all") || s.has("files.write_all") {
 			s.base = f.root
 		} else {
@@ -244,8 +261,10 @@ func (f *Fake) download(w http.ResponseWriter, r *http.Request, s session) {
 	if n == nil {
 		return
 	}
-	exp := f.Now().Add(600 * time.Second).Unix()
-	u := fmt.Sprintf("%s/dl/%d?exp=%d&sig=%s", f.baseURL, n.id, exp, f.sign(n.id, exp))
+	exp := f.now().Add(600 * time.Second).Unix()
+	sig := f.sign(n.id, exp)
+	f.secrets = append(f.secrets, sig)
+	u := fmt.Sprintf("%s/dl/%d?exp=%d&sig=%s", f.baseURL, n.id, exp, sig)
 	ok(w, map[string]any{"url": u, "expires_in": 600, "name": n.name, "size": len(n.content), "md5": n.md5})
 }
 
@@ -255,7 +274,7 @@ func (f *Fake) serveFile(w http.ResponseWriter, r *http.Request) {
 	exp, _ := strconv.ParseInt(r.URL.Query().Get("exp"), 10, 64)
 	f.mu.Lock()
 	n, found := f.files[id]
-	good := found && r.URL.Query().Get("sig") == f.sign(id, exp) && f.Now().Unix() <= exp
+	good := found && r.URL.Query().Get("sig") == f.sign(id, exp) && f.now().Unix() <= exp
 	var content []byte
 	if found {
 		content = n.content
@@ -287,6 +306,10 @@ func (f *Fake) folderAt(w http.ResponseWriter, s session, p string) *node {
 func (f *Fake) freeNameIn(w http.ResponseWriter, s session, parentPath, name string) *node {
 	parent := f.folderAt(w, s, parentPath)
 	if parent == nil {
+		return nil
+	}
+	if !s.writable(parent) {
+		refuseWrite(w)
 		return nil
 	}
 	if !validName(name) {
@@ -337,6 +360,12 @@ func (f *Fake) manage(w http.ResponseWriter, r *http.Request, s session) {
 		apiError(w, http.StatusBadRequest, ErrnoBadRequest, "file_ids[] or folder_ids[] required")
 		return
 	}
+	for _, n := range targets {
+		if action != "copy" && !s.writable(n) {
+			refuseWrite(w)
+			return
+		}
+	}
 	switch action {
 	case "delete":
 		for _, n := range targets {
@@ -361,8 +390,12 @@ func (f *Fake) manage(w http.ResponseWriter, r *http.Request, s session) {
 		if dest == nil {
 			return
 		}
+		if !s.writable(dest) {
+			refuseWrite(w)
+			return
+		}
 		for _, n := range targets {
-			if _, taken := dest.kids[n.name]; taken {
+			if other, taken := dest.kids[n.name]; taken && (action == "copy" || other != n) {
 				apiError(w, http.StatusConflict, ErrnoExists, "name exists in dest_path")
 				return
 			}
@@ -372,7 +405,7 @@ func (f *Fake) manage(w http.ResponseWriter, r *http.Request, s session) {
 			}
 		}
 		for _, n := range targets {
-			if action == "move" {
+			if action == "move" { // into its own folder: nothing changes
 				delete(n.parent.kids, n.name)
 				n.parent = dest
 				dest.kids[n.name] = n
@@ -425,7 +458,7 @@ func (f *Fake) precreate(w http.ResponseWriter, r *http.Request, s session) {
 	}
 	total := int((size + f.ChunkSize - 1) / f.ChunkSize)
 	u := &upload{id: randomHex(16), parent: parent, name: name, size: size, md5: sum,
-		parts: map[int][]byte{}, total: total, expires: f.Now().Add(24 * time.Hour)}
+		parts: map[int][]byte{}, total: total, expires: f.now().Add(24 * time.Hour)}
 	f.uploads[u.id] = u
 	ok(w, map[string]any{"instant_upload": false, "upload_id": u.id, "endpoint": f.baseURL + "/upload",
 		"chunk_size": f.ChunkSize, "total_parts": total, "expires_in": 86400})
@@ -434,7 +467,7 @@ func (f *Fake) precreate(w http.ResponseWriter, r *http.Request, s session) {
 // session finds a live upload session.
 func (f *Fake) uploadSession(w http.ResponseWriter, id string) *upload {
 	u, found := f.uploads[id]
-	if !found || u.finished || f.Now().After(u.expires) {
+	if !found || u.finished || f.now().After(u.expires) {
 		apiError(w, http.StatusNotFound, ErrnoNotFound, "unknown upload_id")
 		return nil
 	}
@@ -466,8 +499,8 @@ func (f *Fake) part(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusBadRequest, ErrnoBadRequest, fmt.Sprintf("part %d must be %d bytes, got %d", seq, want, len(body)))
 		return
 	}
-	if f.loseParts > 0 {
-		f.loseParts--
+	if f.loseParts[seq] {
+		delete(f.loseParts, seq)
 	} else {
 		u.parts[seq] = body
 	}
@@ -556,12 +589,16 @@ func (f *Fake) authorize(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "only S256 code challenges", http.StatusBadRequest)
 		return
 	}
+	if !validScopes(scopesOf(q.Get("scope"))) {
+		http.Redirect(w, r, q.Get("redirect_uri")+"?error=invalid_scope&state="+url.QueryEscape(q.Get("state")), http.StatusFound)
+		return
+	}
 	// The user consents at once: a fake has nobody to ask.
 	code := "ac-" + randomHex(12)
 	f.mu.Lock()
 	f.codes[code] = &authCode{clientID: q.Get("client_id"), redirect: q.Get("redirect_uri"), challenge: q.Get("code_challenge"), scopes: scopesOf(q.Get("scope"))}
 	f.mu.Unlock()
-	http.Redirect(w, r, q.Get("redirect_uri")+"?code="+code+"&state="+q.Get("state"), http.StatusFound)
+	http.Redirect(w, r, q.Get("redirect_uri")+"?code="+code+"&state="+url.QueryEscape(q.Get("state")), http.StatusFound)
 }
 
 // clientOK checks client credentials: the secret, or (PKCE) none.
@@ -611,7 +648,7 @@ func (f *Fake) tokenEndpoint(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		old, found := f.refreshes[r.PostForm.Get("refresh_token")]
-		if !found || old.refreshed {
+		if !found || old.refreshed || old.clientID != r.PostForm.Get("client_id") {
 			oauthError(w, "invalid_grant", "refresh token invalid, used or revoked")
 			return
 		}
@@ -632,18 +669,43 @@ func (f *Fake) deviceCodeEndpoint(w http.ResponseWriter, r *http.Request) {
 		oauthError(w, "invalid_client", "unknown client_id")
 		return
 	}
+	scopes := scopesOf(r.PostForm.Get("scope"))
+	if !validScopes(scopes) {
+		oauthError(w, "invalid_scope", "unknown scope")
+		return
+	}
 	d := &deviceCode{code: "dc-" + randomHex(16), userCode: strings.ToUpper(randomHex(2) + "-" + randomHex(2)),
-		clientID: f.ClientID, scopes: scopesOf(r.PostForm.Get("scope")), expires: f.Now().Add(600 * time.Second)}
+		clientID: f.ClientID, scopes: scopes, expires: f.now().Add(600 * time.Second), interval: f.DeviceInterval}
 	f.mu.Lock()
 	f.devices[d.code] = d
+	f.secrets = append(f.secrets, d.code)
 	base := f.baseURL
 	f.mu.Unlock()
+	complete := base + "/oauth/device?user_code=" + d.userCode
 	writeJSON(w, http.StatusOK, map[string]any{
 		"device_code": d.code, "user_code": d.userCode,
 		"verification_uri":          base + "/oauth/device",
-		"verification_uri_complete": base + "/oauth/device?user_code=" + d.userCode,
-		"expires_in":                600, "interval": 1,
+		"verification_uri_complete": complete,
+		"qr_url":                    "https://api.qrserver.com/v1/create-qr-code/?size=240x240&data=" + url.QueryEscape(complete),
+		"expires_in":                600, "interval": int(d.interval / time.Second),
 	})
+}
+
+// devicePage is the verification URI: a page where the user approves a
+// code (the fake's stand-in for logging in on a phone).
+func (f *Fake) devicePage(w http.ResponseWriter, r *http.Request) {
+	code := r.FormValue("user_code")
+	if r.Method == http.MethodPost {
+		if !f.ApproveDevice(code) {
+			http.Error(w, "unknown code", http.StatusNotFound)
+			return
+		}
+		fmt.Fprintln(w, "Approved. You can go back to your device.")
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	fmt.Fprintf(w, `<form method="post">Code: <input name="user_code" value="%s"> <button>Approve</button></form>`,
+		html.EscapeString(code))
 }
 
 func (f *Fake) deviceToken(w http.ResponseWriter, r *http.Request) {
@@ -651,11 +713,19 @@ func (f *Fake) deviceToken(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	d, found := f.devices[r.PostForm.Get("device_code")]
+	now := f.now()
+	tooSoon := found && !d.lastPoll.IsZero() && now.Sub(d.lastPoll) < d.interval
+	if found {
+		d.lastPoll = now
+	}
 	switch {
 	case !found || r.PostForm.Get("client_id") != d.clientID:
 		oauthError(w, "invalid_grant", "unknown device_code")
-	case f.Now().After(d.expires):
+	case now.After(d.expires):
 		oauthError(w, "expired_token", "device code expired")
+	case tooSoon:
+		d.interval += 5 * time.Second
+		oauthError(w, "slow_down", "polling faster than the interval")
 	case d.denied:
 		oauthError(w, "access_denied", "user denied")
 	case !d.approved:
