@@ -2,118 +2,173 @@
 // (../shared/providers/cloudreve-v3.md, checked against 3.8.3 as recorded
 // in NOTES.md).
 //
-// Every answer is HTTP 200 with a JSON code; listing is by path, other
-// operations by id (files and folders have separate id spaces, so
-// Object.ID is "f:<id>" or "d:<id>"). Decisions where the documents are
-// silent or the server is surprising:
-//   - A session cookie (cloudreve-session) comes from logging in (with the
-//     TOTP code computed from totp_secret when the server asks for a second
-//     factor), is kept in the mount's state dir, and is renewed by logging in
-//     again when a call answers 401; the call is then retried once.
-//     Concurrent callers share one login.
-//   - Names with \ ? * < " : > / | or a trailing space are refused before
-//     any upload (ErrInvalidName → 400).
-//   - Uploads refuse an existing name, so an overwrite uploads under a
-//     temporary name, deletes the old file and renames the new one. Rename
-//     resets a file's date, so modification times are not kept
-//     (Features.SetModTime is false), though new uploads send last_modified.
-//   - Mkdir is mkdir -p on the server, which succeeds on an existing folder:
-//     the driver checks the parent's listing first to answer ErrExist.
-//   - DELETE of a missing id answers 0: Remove checks the parent's listing
-//     first to answer ErrNotFound.
-//   - copy takes one object and keeps names: a copy under a new name goes
-//     through a temporary folder (copy, rename, move).
-//   - The server accepts moving a folder into its own descendant and orphans
-//     it: Move refuses that (ErrPermission).
-//   - Download URLs are relative; resolved against base_url they carry their
-//     own signature and no cookie, so download = "redirect" is allowed.
+// Listing is by path, every other operation by id; files and folders have
+// separate id spaces, so Object.ID is "f:<id>" or "d:<id>". Every answer
+// is HTTP 200 with a JSON code, which classify (client.go) maps onto the
+// contract's kinds.
+//
+// Where the documents are unclear or the server surprising, the driver
+// takes these readings (tolerating both where there are two):
+//   - base_url is the site ("https://cloud.example.com", maybe with a path
+//     prefix); a trailing "/api/v3" is accepted and dropped.
+//   - Login: JSON {"userName","Password","captchaCode"} with a capital P
+//     (the only spelling the server reads). Code 203 asks for a second
+//     factor: the code is computed from totp_secret and posted to
+//     /user/2fa with the cookie of the first step; the cookie of whichever
+//     step set one is kept. A session_cookie option is used until the
+//     server refuses it. The cookie is kept in the state dir (0600, atomic)
+//     with the base_url and username it belongs to.
+//   - A call answered {"code":401} logs in again (once for all concurrent
+//     callers that saw the same session fail) and is retried once. A
+//     refused login is remembered for a minute (loginBackoff) instead of
+//     being retried on every call.
+//   - A non-200 answer carrying the JSON envelope is read by its code; one
+//     without it is a proxy's error (429 → ErrRateLimited, else
+//     ErrUnavailable).
+//   - Dates are RFC 3339 (the server's); "2006-01-02 15:04:05" is read
+//     too, anything else is a zero time. Ids may come as strings or numbers.
+//   - Download URLs are relative ("/api/v3/file/download/..."): they are
+//     joined to base_url keeping its path prefix; an absolute URL is used
+//     as it is. They carry their signature and need no cookie, so links
+//     are ClientSafe (download = "redirect" is allowed). Expires is 600 s
+//     after the request, less linkMargin.
+//   - mkdir is mkdir -p on the server and succeeds on an existing folder,
+//     and DELETE answers 0 for a missing id: Mkdir and Remove read the
+//     parent's listing first to answer ErrExist and ErrNotFound.
+//   - move and copy act on the objects whose parent is src_dir and answer
+//     0 even when they skipped one; src_dir is always the parent of the
+//     Ref's path, and the result is looked for in the destination's
+//     listing (ErrNotFound when it is not there). copy keeps names and
+//     takes one object, so a copy under a new name is copy then rename
+//     (through a temporary folder when the old name is taken at the
+//     destination).
+//   - Uploads follow the parent's policy from its last listing (refreshed
+//     on 40035): "local" posts chunks of exactly chunkSize in order (a
+//     0-byte file posts one empty chunk 0); "onedrive" PUTs Content-Range
+//     pieces of chunkSize to uploadURLs[0] without the cookie (200, 201 and
+//     202 all count as taken; after a cut or a 5xx a GET on the URL gives
+//     nextExpectedRanges, as on Graph, and the upload goes on from there),
+//     then posts the finish callback (with the cookie, which the server
+//     does not need). Other policies are ErrNotSupported. A failed or
+//     cancelled upload deletes its session.
+//   - The server refuses an existing name (40004), so an overwrite uploads
+//     under a hidden temporary name and swaps (old aside, new into place,
+//     old deleted; a failed swap puts the old one back). A 40004 for a
+//     file the bridge did not know of is treated as an overwrite of it; a
+//     40054 (a crashed upload's session holds the name) goes through a
+//     temporary name too. Temporary names keep the extension, which a
+//     policy may restrict.
+//   - Rename, move and copy reset the server's date, so modification times
+//     are not kept (Features.SetModTime is false; the bridge keeps them),
+//     though new uploads send last_modified from the client's X-OC-Mtime.
+//   - The server accepts moving a folder into its own descendant and
+//     orphans it: Move (and Copy) refuse that with ErrPermission.
+//   - Names with \ ? * < " : > / | or a trailing space (40052) are refused
+//     with ErrInvalidName before any call.
 package cloudreve
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
-	"github.com/pquerna/otp/totp"
 	"github.com/rs/zerolog"
 
-	"bridge/auth"
 	"bridge/drivers"
 )
 
 // Name is the driver's name in configuration files.
 const Name = "cloudreve"
 
+// linkMargin is taken off a download URL's 600 s so the bridge never hands
+// out one about to expire.
+const linkMargin = 30 * time.Second
+
 // Options are the [mounts.options] of a Cloudreve mount.
 type Options struct {
 	BaseURL    string `toml:"base_url"`
 	Username   string `toml:"username"` // the account's email
 	Password   string `toml:"password"`
-	TOTPSecret string `toml:"totp_secret"` // when the account has a second factor
+	TOTPSecret string `toml:"totp_secret"` // base32, when the account has a second factor
 	// SessionCookie is an existing cloudreve-session value, used instead of
-	// logging in until the server drops it.
+	// logging in until the server refuses it.
 	SessionCookie string `toml:"session_cookie"`
 }
 
-const cookieName = "cloudreve-session"
-
 // Driver is one Cloudreve account.
 type Driver struct {
-	opts   Options
-	client *http.Client
-	log    zerolog.Logger
-	file   string // where the session cookie is kept
-	now    func() time.Time
+	opts      Options
+	api       string   // base_url + "/api/v3"
+	site      *url.URL // base_url, for relative download URLs
+	client    *http.Client
+	log       zerolog.Logger
+	stateFile string
+	now       func() time.Time
 
-	mu     sync.Mutex
-	cookie string
-	gen    int // bumped by each login, so one 401 logs in once
+	mu         sync.Mutex
+	cookie     string
+	inflight   *loginCall
+	loginErr   error // the last refused login, answered until loginRetry
+	loginRetry time.Time
 
 	polMu    sync.Mutex
 	policies map[string]policy // by folder path, from listings
 }
 
+// policy is a folder's storage policy as listings give it.
 type policy struct {
-	ID   string `json:"id"`
-	Type string `json:"type"`
+	ID      string `json:"id"`
+	Type    string `json:"type"`
+	MaxSize int64  `json:"max_size"`
 }
 
-// New is the drivers.Factory of Cloudreve.
+// New is the drivers.Factory of Cloudreve. It logs in at once unless it
+// has a session; a failed login does not fail the mount (Check reports it
+// and calls retry it).
 func New(ctx context.Context, cfg drivers.Config) (drivers.Driver, error) {
 	var o Options
 	if err := cfg.Decode(&o); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("cloudreve: %w", err)
 	}
 	if o.BaseURL == "" || (o.SessionCookie == "" && (o.Username == "" || o.Password == "")) {
-		return nil, errors.New("cloudreve: options base_url and username and password (or session_cookie) are required")
+		return nil, errors.New("cloudreve: base_url and username and password (or session_cookie) are required")
 	}
-	o.BaseURL = strings.TrimSuffix(o.BaseURL, "/")
-	d := &Driver{opts: o, client: cfg.HTTPClient, log: cfg.Logger, now: time.Now,
-		file: filepath.Join(cfg.StateDir, "session.json"), policies: map[string]policy{}}
-	var saved struct{ Cookie string }
-	if b, err := os.ReadFile(d.file); err == nil && json.Unmarshal(b, &saved) == nil {
+	o.BaseURL = strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(o.BaseURL, "/"), "/api/v3"), "/")
+	site, err := url.Parse(o.BaseURL)
+	if err != nil || (site.Scheme != "http" && site.Scheme != "https") || site.Host == "" {
+		return nil, errors.New("cloudreve: base_url must be an http or https URL")
+	}
+	client := cfg.HTTPClient
+	if client == nil {
+		client = http.DefaultClient
+	}
+	d := &Driver{opts: o, api: o.BaseURL + "/api/v3", site: site, client: client, log: cfg.Logger,
+		now: time.Now, policies: map[string]policy{}}
+	if cfg.StateDir != "" {
+		d.stateFile = filepath.Join(cfg.StateDir, "session.json")
+	}
+	d.cookie = o.SessionCookie
+	var saved savedSession
+	if b, err := os.ReadFile(d.stateFile); err == nil && json.Unmarshal(b, &saved) == nil &&
+		saved.BaseURL == o.BaseURL && saved.Username == o.Username && saved.Cookie != "" {
 		d.cookie = saved.Cookie
 	}
 	if d.cookie == "" {
-		d.cookie = o.SessionCookie
-	}
-	if d.cookie == "" {
-		// Log in at start; a failure is reported and retried on first use.
-		if err := d.login(ctx, 0); err != nil {
-			d.log.Warn().Str("error", err.Error()).Msg("cloudreve: login at start failed; retrying on first use")
+		if _, err := d.relogin(ctx, ""); err != nil {
+			d.log.Warn().Str("error", err.Error()).Msg("cloudreve: login at start failed; calls will retry it")
 		}
 	}
 	return d, nil
@@ -124,203 +179,37 @@ func (d *Driver) Features() drivers.Features {
 	return drivers.Features{CopyFile: true, CopyDir: true, Move: true, Links: true, EmptyFiles: true, Quota: true}
 }
 
-// codeError is a JSON code other than 0.
-type codeError struct {
-	Code int
-	Msg  string
-}
-
-func (e *codeError) Error() string { return fmt.Sprintf("cloudreve: code %d: %s", e.Code, e.Msg) }
-
-// classify maps the server's codes onto the contract's kinds: the one place
-// that knows them.
-func classify(err error) error {
-	var ce *codeError
-	if !errors.As(err, &ce) {
-		return err
+// fail wraps err with what was being done, classified.
+func fail(op, p string, err error) error {
+	if p != "" {
+		op += " " + p
 	}
-	var kind error
-	switch ce.Code {
-	case 40004, 40054:
-		kind = drivers.ErrExist
-	case 40016, 40044:
-		kind = drivers.ErrNotFound
-	case 40049:
-		kind = drivers.ErrTooLarge
-	case 40051:
-		kind = drivers.ErrQuota
-	case 40052:
-		kind = drivers.ErrInvalidName
-	case 40053:
-		kind = drivers.ErrPermission
-	case 401, 203, 40005, 40020:
-		kind = drivers.ErrAuthExpired
-	default:
-		kind = drivers.ErrUnavailable
-	}
-	return fmt.Errorf("%w: %w", ce, kind)
-}
-
-// do sends one request and decodes the envelope's data into out. cookie
-// and the login generation it belongs to are returned for 401 handling.
-func (d *Driver) do(ctx context.Context, method, p string, body any, raw []byte, out any) (*http.Response, error) {
-	var rd io.Reader
-	ct := ""
-	switch {
-	case body != nil:
-		b, _ := json.Marshal(body)
-		rd, ct = bytes.NewReader(b), "application/json"
-	case raw != nil:
-		rd, ct = bytes.NewReader(raw), "application/octet-stream"
-	}
-	req, err := http.NewRequestWithContext(ctx, method, d.opts.BaseURL+"/api/v3"+p, rd)
-	if err != nil {
-		return nil, err
-	}
-	if ct != "" {
-		req.Header.Set("Content-Type", ct)
-	}
-	d.mu.Lock()
-	if d.cookie != "" {
-		req.AddCookie(&http.Cookie{Name: cookieName, Value: d.cookie})
-	}
-	d.mu.Unlock()
-	resp, err := d.client.Do(req)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, fmt.Errorf("cloudreve: %s %s: connection failed: %w", method, strings.SplitN(p, "?", 2)[0], drivers.ErrUnavailable)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil || resp.StatusCode != http.StatusOK {
-		return resp, fmt.Errorf("cloudreve: %s: HTTP %d: %w", strings.SplitN(p, "?", 2)[0], resp.StatusCode, drivers.ErrUnavailable)
-	}
-	var env struct {
-		Code int             `json:"code"`
-		Msg  string          `json:"msg"`
-		Data json.RawMessage `json:"data"`
-	}
-	if err := json.Unmarshal(b, &env); err != nil {
-		return resp, fmt.Errorf("cloudreve: %s: answer is not JSON: %w", p, drivers.ErrUnavailable)
-	}
-	if env.Code != 0 {
-		return resp, &codeError{Code: env.Code, Msg: env.Msg}
-	}
-	if out != nil && len(env.Data) > 0 {
-		if err := json.Unmarshal(env.Data, out); err != nil {
-			return resp, fmt.Errorf("cloudreve: %s: unexpected answer: %w", p, drivers.ErrUnavailable)
-		}
-	}
-	return resp, nil
-}
-
-// call is do with the session: a 401 logs in again (once for all callers)
-// and the call is retried once.
-func (d *Driver) call(ctx context.Context, method, p string, body any, raw []byte, out any) error {
-	d.mu.Lock()
-	gen := d.gen
-	d.mu.Unlock()
-	_, err := d.do(ctx, method, p, body, raw, out)
-	var ce *codeError
-	if errors.As(err, &ce) && ce.Code == 401 {
-		if err := d.login(ctx, gen); err != nil {
-			return classify(err)
-		}
-		_, err = d.do(ctx, method, p, body, raw, out)
-	}
-	return classify(err)
-}
-
-// login signs in unless another caller already did since generation gen.
-func (d *Driver) login(ctx context.Context, gen int) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.gen != gen {
-		return nil // someone logged in meanwhile
-	}
-	if d.opts.Username == "" {
-		return fmt.Errorf("cloudreve: the session cookie was refused and no username is configured: %w", drivers.ErrAuthExpired)
-	}
-	d.cookie = ""
-	body := map[string]string{"userName": d.opts.Username, "Password": d.opts.Password, "captchaCode": ""}
-	cookie, err := d.loginStep(ctx, "/user/session", body)
-	var ce *codeError
-	if errors.As(err, &ce) && ce.Code == 203 {
-		if d.opts.TOTPSecret == "" {
-			return fmt.Errorf("cloudreve: the account asks for a second factor and no totp_secret is configured: %w", drivers.ErrAuthExpired)
-		}
-		code, gerr := totp.GenerateCode(d.opts.TOTPSecret, d.now())
-		if gerr != nil {
-			return fmt.Errorf("cloudreve: totp_secret: %v: %w", gerr, drivers.ErrAuthExpired)
-		}
-		d.cookie = cookie
-		var c2 string
-		c2, err = d.loginStep(ctx, "/user/2fa", map[string]string{"code": code})
-		if c2 != "" {
-			cookie = c2
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("cloudreve: login: %w", classify(err))
-	}
-	d.cookie = cookie
-	d.gen++
-	if err := auth.WriteFileAtomic(d.file, struct{ Cookie string }{cookie}); err != nil {
-		d.log.Warn().Str("error", err.Error()).Msg("cloudreve: session not saved")
-	}
-	return nil
-}
-
-// loginStep posts a login form and returns the session cookie it set (or
-// the one already held).
-func (d *Driver) loginStep(ctx context.Context, p string, body any) (string, error) {
-	b, _ := json.Marshal(body)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.opts.BaseURL+"/api/v3"+p, bytes.NewReader(b))
-	if err != nil {
-		return "", err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if d.cookie != "" {
-		req.AddCookie(&http.Cookie{Name: cookieName, Value: d.cookie})
-	}
-	resp, err := d.client.Do(req)
-	if err != nil {
-		return "", fmt.Errorf("connection failed: %w", drivers.ErrUnavailable)
-	}
-	defer resp.Body.Close()
-	var env struct {
-		Code int    `json:"code"`
-		Msg  string `json:"msg"`
-	}
-	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&env) != nil {
-		return "", fmt.Errorf("HTTP %d: %w", resp.StatusCode, drivers.ErrUnavailable)
-	}
-	cookie := d.cookie
-	for _, c := range resp.Cookies() {
-		if c.Name == cookieName {
-			cookie = c.Value
-		}
-	}
-	if env.Code != 0 {
-		return cookie, &codeError{Code: env.Code, Msg: env.Msg}
-	}
-	return cookie, nil
+	return fmt.Errorf("cloudreve: %s: %w", op, classify(err))
 }
 
 // validName is the server's rule (40052), checked before any call.
 func validName(name string) error {
-	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, `\?*<":>/|`) || strings.HasSuffix(name, " ") {
-		return fmt.Errorf("cloudreve: name %q: %w", name, drivers.ErrInvalidName)
+	if name == "" || name == "." || name == ".." || utf8.RuneCountInString(name) > 255 ||
+		strings.ContainsAny(name, `\?*<":>/|`) || strings.HasSuffix(name, " ") {
+		return fmt.Errorf(`cloudreve: name %q: Cloudreve refuses names with \ ? * < " : > / |, a trailing space or over 255 characters: %w`, name, drivers.ErrInvalidName)
 	}
 	return nil
+}
+
+func clean(p string) string { return path.Clean("/" + p) }
+
+// named fills ref's Name from its path: a Ref is only promised its path,
+// ID and IsDir.
+func named(ref drivers.Ref) drivers.Ref {
+	ref.Path = clean(ref.Path)
+	ref.Name = path.Base(ref.Path)
+	return ref
 }
 
 // dirURL is the listing path of a folder, each segment escaped.
 func dirURL(p string) string {
 	var segs []string
-	for _, s := range strings.Split(strings.Trim(p, "/"), "/") {
+	for _, s := range strings.Split(clean(p), "/") {
 		if s != "" {
 			segs = append(segs, url.PathEscape(s))
 		}
@@ -328,53 +217,98 @@ func dirURL(p string) string {
 	return "/directory/" + strings.Join(segs, "/")
 }
 
-func clean(p string) string { return path.Clean("/" + p) }
+// within reports whether p is base or below it.
+func within(p, base string) bool {
+	p, base = clean(p), clean(base)
+	return p == base || base == "/" || strings.HasPrefix(p, base+"/")
+}
+
+// flexString reads an id given as a string or a number.
+type flexString string
+
+func (s *flexString) UnmarshalJSON(b []byte) error {
+	var str string
+	if err := json.Unmarshal(b, &str); err == nil {
+		*s = flexString(str)
+		return nil
+	}
+	var n json.Number
+	if err := json.Unmarshal(b, &n); err != nil {
+		return err
+	}
+	*s = flexString(n.String())
+	return nil
+}
 
 type object struct {
-	ID   string    `json:"id"`
-	Name string    `json:"name"`
-	Size int64     `json:"size"`
-	Type string    `json:"type"`
-	Date time.Time `json:"date"`
+	ID   flexString `json:"id"`
+	Name string     `json:"name"`
+	Size int64      `json:"size"`
+	Type string     `json:"type"`
+	Date string     `json:"date"`
+}
+
+func parseDate(s string) time.Time {
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t
+	}
+	if t, err := time.ParseInLocation(time.DateTime, s, time.Local); err == nil {
+		return t
+	}
+	return time.Time{}
 }
 
 func (o object) toObject() drivers.Object {
-	obj := drivers.Object{Name: o.Name, Size: o.Size, ModTime: o.Date, IsDir: o.Type == "dir"}
+	obj := drivers.Object{Name: o.Name, Size: o.Size, ModTime: parseDate(o.Date), IsDir: o.Type == "dir"}
 	if obj.IsDir {
-		obj.ID, obj.Size = "d:"+o.ID, 0
+		obj.ID, obj.Size = "d:"+string(o.ID), 0
 	} else {
-		obj.ID = "f:" + o.ID
+		obj.ID = "f:" + string(o.ID)
 	}
 	return obj
 }
 
-// Root is the drive's root.
+// Root is the drive's root; operations never address it by id.
 func (d *Driver) Root(ctx context.Context) (drivers.Object, error) {
 	return drivers.Object{ID: "d:/", IsDir: true}, nil
 }
 
-// List reads a folder (all entries at once; the server has no paging).
+// List reads a folder (all entries at once; the server has no paging) and
+// remembers its storage policy for uploads.
 func (d *Driver) List(ctx context.Context, dir drivers.Ref) ([]drivers.Object, error) {
-	var out struct {
-		Objects []object `json:"objects"`
-		Policy  policy   `json:"policy"`
-	}
-	if err := d.call(ctx, http.MethodGet, dirURL(dir.Path), nil, nil, &out); err != nil {
-		return nil, fmt.Errorf("cloudreve: list %s: %w", dir.Path, err)
-	}
-	d.polMu.Lock()
-	d.policies[clean(dir.Path)] = out.Policy
-	d.polMu.Unlock()
-	objs := make([]drivers.Object, len(out.Objects))
-	for i, o := range out.Objects {
-		objs[i] = o.toObject()
+	objs, err := d.list(ctx, dir.Path)
+	if err != nil {
+		return nil, fail("list", dir.Path, err)
 	}
 	return objs, nil
 }
 
-// find lists parent and returns the entry called name (of the kind asked).
-func (d *Driver) find(ctx context.Context, parent string, name string, isDir bool) (drivers.Object, error) {
-	objs, err := d.List(ctx, drivers.Ref{Path: parent})
+func (d *Driver) list(ctx context.Context, dir string) ([]drivers.Object, error) {
+	var out struct {
+		Objects []object `json:"objects"`
+		Policy  policy   `json:"policy"`
+	}
+	if err := d.call(ctx, request{method: http.MethodGet, path: dirURL(dir), out: &out}); err != nil {
+		return nil, err
+	}
+	d.polMu.Lock()
+	if len(d.policies) > 4096 {
+		d.policies = map[string]policy{} // a cache, not a record of every folder
+	}
+	d.policies[clean(dir)] = out.Policy
+	d.polMu.Unlock()
+	objs := make([]drivers.Object, 0, len(out.Objects))
+	for _, o := range out.Objects {
+		if o.Name != "" && o.ID != "" {
+			objs = append(objs, o.toObject())
+		}
+	}
+	return objs, nil
+}
+
+// find lists parent and returns the entry called name of the kind asked.
+func (d *Driver) find(ctx context.Context, parent, name string, isDir bool) (drivers.Object, error) {
+	objs, err := d.list(ctx, parent)
 	if err != nil {
 		return drivers.Object{}, err
 	}
@@ -383,16 +317,19 @@ func (d *Driver) find(ctx context.Context, parent string, name string, isDir boo
 			return o, nil
 		}
 	}
-	return drivers.Object{}, fmt.Errorf("cloudreve: %s: %w", path.Join(parent, name), drivers.ErrNotFound)
+	return drivers.Object{}, fmt.Errorf("%s is not listed: %w", path.Join(clean(parent), name), drivers.ErrNotFound)
 }
 
+// splitID returns the server's id of ref and whether it is a folder.
 func splitID(ref drivers.Ref) (string, bool, error) {
-	if len(ref.ID) < 3 || ref.ID == "d:/" {
-		return "", false, fmt.Errorf("cloudreve: %s has no id: %w", ref.Path, drivers.ErrNotFound)
+	kind, id, ok := strings.Cut(ref.ID, ":")
+	if !ok || id == "" || id == "/" || (kind != "f" && kind != "d") {
+		return "", false, fmt.Errorf("%s has no id: %w", ref.Path, drivers.ErrNotFound)
 	}
-	return ref.ID[2:], ref.ID[0] == 'd', nil
+	return id, kind == "d", nil
 }
 
+// srcOf is the {items, dirs} naming ref.
 func srcOf(ref drivers.Ref) (map[string][]string, error) {
 	id, isDir, err := splitID(ref)
 	if err != nil {
@@ -404,168 +341,282 @@ func srcOf(ref drivers.Ref) (map[string][]string, error) {
 	return map[string][]string{"items": {id}, "dirs": {}}, nil
 }
 
-// Link asks for a signed download URL; it is relative to base_url.
+// Link asks for a signed download URL and makes it absolute.
 func (d *Driver) Link(ctx context.Context, file drivers.Ref) (drivers.Link, error) {
 	id, isDir, err := splitID(file)
-	if err != nil || isDir {
-		return drivers.Link{}, fmt.Errorf("cloudreve: link %s: %w", file.Path, drivers.ErrNotFound)
+	if err == nil && isDir {
+		err = fmt.Errorf("a folder has no link: %w", drivers.ErrNotFound)
+	}
+	if err != nil {
+		return drivers.Link{}, fail("link", file.Path, err)
 	}
 	var rel string
-	if err := d.call(ctx, http.MethodPut, "/file/download/"+url.PathEscape(id), nil, nil, &rel); err != nil {
-		return drivers.Link{}, fmt.Errorf("cloudreve: link %s: %w", file.Path, err)
+	if err := d.call(ctx, request{method: http.MethodPut, path: "/file/download/" + url.PathEscape(id), out: &rel}); err != nil {
+		return drivers.Link{}, fail("link", file.Path, err)
 	}
-	base, _ := url.Parse(d.opts.BaseURL + "/")
-	u, err := base.Parse(rel)
+	u, err := d.resolve(rel)
 	if err != nil {
-		return drivers.Link{}, fmt.Errorf("cloudreve: link %s: bad URL: %w", file.Path, drivers.ErrUnavailable)
+		return drivers.Link{}, fail("link", file.Path, err)
 	}
-	return drivers.Link{URL: u.String(), Expires: d.now().Add(600 * time.Second), ClientSafe: true}, nil
+	return drivers.Link{URL: u, Expires: d.now().Add(600*time.Second - linkMargin), ClientSafe: true}, nil
 }
 
-// Mkdir creates a folder; an existing name (file or folder) is ErrExist.
+// resolve makes a download URL absolute: a path is joined to base_url
+// (keeping a path prefix of a server behind a reverse proxy).
+func (d *Driver) resolve(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil || raw == "" {
+		return "", errors.New("the server gave no usable download URL")
+	}
+	if u.IsAbs() {
+		return raw, nil
+	}
+	if strings.HasPrefix(raw, "/") {
+		return d.opts.BaseURL + raw, nil
+	}
+	return d.site.JoinPath("/").ResolveReference(u).String(), nil
+}
+
+// Mkdir creates a folder; an existing name (file or folder) is ErrExist,
+// since the server's mkdir -p would succeed on a folder and add a folder
+// beside a file.
 func (d *Driver) Mkdir(ctx context.Context, parent drivers.Ref, name string) (drivers.Object, error) {
+	p := path.Join(clean(parent.Path), name)
 	if err := validName(name); err != nil {
 		return drivers.Object{}, err
 	}
-	objs, err := d.List(ctx, parent)
+	objs, err := d.list(ctx, parent.Path)
 	if err != nil {
-		return drivers.Object{}, err
+		return drivers.Object{}, fail("mkdir", p, err)
 	}
 	for _, o := range objs {
 		if o.Name == name {
-			return drivers.Object{}, fmt.Errorf("cloudreve: mkdir %s: %w", path.Join(parent.Path, name), drivers.ErrExist)
+			return drivers.Object{}, fail("mkdir", p, drivers.ErrExist)
 		}
 	}
-	p := path.Join(clean(parent.Path), name)
-	if err := d.call(ctx, http.MethodPut, "/directory", map[string]string{"path": p}, nil, nil); err != nil {
-		return drivers.Object{}, fmt.Errorf("cloudreve: mkdir %s: %w", p, err)
-	}
-	return d.find(ctx, parent.Path, name, true)
+	return d.mkdir(ctx, parent.Path, name)
 }
 
-// Rename renames in place.
+// mkdir creates a folder without checking the name is free.
+func (d *Driver) mkdir(ctx context.Context, parent, name string) (drivers.Object, error) {
+	p := path.Join(clean(parent), name)
+	if err := d.call(ctx, request{method: http.MethodPut, path: "/directory", json: map[string]string{"path": p}}); err != nil {
+		return drivers.Object{}, fail("mkdir", p, err)
+	}
+	o, err := d.find(ctx, parent, name, true)
+	if err != nil {
+		return drivers.Object{}, fail("mkdir", p, err)
+	}
+	return o, nil
+}
+
+// Rename renames in place (the server resets the date).
 func (d *Driver) Rename(ctx context.Context, obj drivers.Ref, newName string) (drivers.Object, error) {
+	obj = named(obj)
 	if err := validName(newName); err != nil {
 		return drivers.Object{}, err
 	}
-	src, err := srcOf(obj)
-	if err != nil {
-		return drivers.Object{}, err
-	}
-	body := map[string]any{"action": "rename", "src": src, "new_name": newName}
-	if err := d.call(ctx, http.MethodPost, "/object/rename", body, nil, nil); err != nil {
-		return drivers.Object{}, fmt.Errorf("cloudreve: rename %s: %w", obj.Path, err)
+	if err := d.rename(ctx, obj, newName); err != nil {
+		return drivers.Object{}, fail("rename", obj.Path, err)
 	}
 	o := obj.Object
 	o.Name, o.ModTime = newName, d.now()
 	return o, nil
 }
 
-func tempName(name string) string {
-	b := make([]byte, 4)
-	rand.Read(b)
-	return ".bridge-" + hex.EncodeToString(b) + "-" + name
-}
-
-// move moves obj (keeping its name) into dst.
-func (d *Driver) move(ctx context.Context, obj drivers.Ref, dst string) error {
+func (d *Driver) rename(ctx context.Context, obj drivers.Ref, newName string) error {
 	src, err := srcOf(obj)
 	if err != nil {
 		return err
 	}
-	body := map[string]any{"action": "move", "src_dir": clean(path.Dir(obj.Path)), "src": src, "dst": clean(dst)}
-	if err := d.call(ctx, http.MethodPatch, "/object", body, nil, nil); err != nil {
-		return fmt.Errorf("cloudreve: move %s: %w", obj.Path, err)
-	}
-	return nil
+	return d.call(ctx, request{method: http.MethodPost, path: "/object/rename",
+		json: map[string]any{"action": "rename", "src": src, "new_name": newName}})
 }
 
-// Move moves obj into dstParent as newName (rename first, in the source
-// folder, through a temporary name if the new one is taken there).
+// tempName is a hidden name for an object in transit; it keeps name's
+// extension, since a policy may restrict extensions.
+func tempName(name, what string) string {
+	b := make([]byte, 6)
+	rand.Read(b)
+	return ".bridge-" + what + "-" + hex.EncodeToString(b) + path.Ext(name)
+}
+
+// moveInto moves obj (keeping its name) from the folder of its path into
+// dst: src_dir must be its real parent, or the server skips it.
+func (d *Driver) moveInto(ctx context.Context, obj drivers.Ref, dst string) error {
+	src, err := srcOf(obj)
+	if err != nil {
+		return err
+	}
+	return d.call(ctx, request{method: http.MethodPatch, path: "/object",
+		json: map[string]any{"action": "move", "src_dir": clean(path.Dir(clean(obj.Path))), "src": src, "dst": clean(dst)}})
+}
+
+// Move moves obj into dstParent as newName. A folder is never moved into
+// itself or its descendants (ErrPermission): the server would accept it
+// and orphan the subtree. A new name is given in the source folder first
+// (through a temporary name when it is taken there), and undone if the
+// move fails.
 func (d *Driver) Move(ctx context.Context, obj, dstParent drivers.Ref, newName string) (drivers.Object, error) {
-	if obj.IsDir && (clean(dstParent.Path) == clean(obj.Path) || strings.HasPrefix(clean(dstParent.Path)+"/", clean(obj.Path)+"/")) {
-		return drivers.Object{}, fmt.Errorf("cloudreve: move %s into itself: %w", obj.Path, drivers.ErrPermission)
+	obj = named(obj)
+	if err := validName(newName); err != nil {
+		return drivers.Object{}, err
+	}
+	if obj.IsDir && within(dstParent.Path, obj.Path) {
+		return drivers.Object{}, fail("move", obj.Path, fmt.Errorf("into itself (%s): %w", dstParent.Path, drivers.ErrPermission))
+	}
+	srcDir := path.Dir(clean(obj.Path))
+	if clean(dstParent.Path) == srcDir {
+		if newName == obj.Name {
+			return obj.Object, nil
+		}
+		return d.Rename(ctx, obj, newName)
 	}
 	cur := obj
 	if newName != obj.Name {
 		step := newName
-		o, err := d.Rename(ctx, cur, step)
-		if errors.Is(err, drivers.ErrExist) {
-			step = tempName(newName)
-			o, err = d.Rename(ctx, cur, step)
+		err := d.rename(ctx, cur, step)
+		if errors.Is(classify(err), drivers.ErrExist) {
+			step = tempName(newName, "move")
+			err = d.rename(ctx, cur, step)
 		}
 		if err != nil {
-			return drivers.Object{}, err
+			return drivers.Object{}, fail("move", obj.Path, err)
 		}
-		cur = drivers.Ref{Path: path.Join(path.Dir(obj.Path), step), Object: o}
+		cur.Path, cur.Name = path.Join(srcDir, step), step
 	}
-	if err := d.move(ctx, cur, dstParent.Path); err != nil {
-		return drivers.Object{}, err
+	err := d.moveInto(ctx, cur, dstParent.Path)
+	var moved drivers.Object
+	if err == nil {
+		// The server answers 0 even when it skipped the object (no longer
+		// in src_dir): the destination's listing tells.
+		moved, err = d.find(ctx, dstParent.Path, cur.Name, cur.IsDir)
 	}
+	if err != nil {
+		if cur.Name != obj.Name {
+			if rerr := d.rename(context.WithoutCancel(ctx), cur, obj.Name); rerr != nil {
+				d.log.Warn().Str("path", cur.Path).Str("error", classify(rerr).Error()).Msg("cloudreve: a failed move left an object renamed")
+			}
+		}
+		return drivers.Object{}, fail("move", obj.Path, err)
+	}
+	cur.Path, cur.Object = path.Join(clean(dstParent.Path), cur.Name), moved
 	if cur.Name != newName {
-		return d.Rename(ctx, drivers.Ref{Path: path.Join(dstParent.Path, cur.Name), Object: cur.Object}, newName)
+		if err := d.rename(ctx, cur, newName); err != nil {
+			return drivers.Object{}, fail("move", obj.Path, err)
+		}
+		moved.Name, moved.ModTime = newName, d.now()
 	}
-	return cur.Object, nil
+	return moved, nil
 }
 
-// copyInto copies one object (keeping its name) into dst and finds the copy.
+// copyInto copies one object (keeping its name) into dst and finds the
+// copy there.
 func (d *Driver) copyInto(ctx context.Context, obj drivers.Ref, dst string) (drivers.Object, error) {
 	src, err := srcOf(obj)
 	if err != nil {
 		return drivers.Object{}, err
 	}
-	body := map[string]any{"src_dir": clean(path.Dir(obj.Path)), "src": src, "dst": clean(dst)}
-	if err := d.call(ctx, http.MethodPost, "/object/copy", body, nil, nil); err != nil {
-		return drivers.Object{}, fmt.Errorf("cloudreve: copy %s: %w", obj.Path, err)
+	body := map[string]any{"src_dir": clean(path.Dir(clean(obj.Path))), "src": src, "dst": clean(dst)}
+	if err := d.call(ctx, request{method: http.MethodPost, path: "/object/copy", json: body}); err != nil {
+		return drivers.Object{}, err
 	}
 	return d.find(ctx, dst, obj.Name, obj.IsDir)
 }
 
-// Copy copies obj into dstParent as newName; a new name goes through a
-// temporary folder (copy keeps names and takes one object).
+// Copy copies obj (one server call: copy takes one object) into
+// dstParent as newName. The server keeps names, so a new name is a rename
+// of the copy, made in a temporary folder when the old name is taken at
+// the destination.
 func (d *Driver) Copy(ctx context.Context, obj, dstParent drivers.Ref, newName string) (drivers.Object, error) {
-	if newName == obj.Name {
-		return d.copyInto(ctx, obj, dstParent.Path)
-	}
+	obj = named(obj)
 	if err := validName(newName); err != nil {
 		return drivers.Object{}, err
 	}
-	tmp, err := d.Mkdir(ctx, dstParent, tempName("copy"))
-	if err != nil {
-		return drivers.Object{}, err
+	if obj.IsDir && within(dstParent.Path, obj.Path) {
+		return drivers.Object{}, fail("copy", obj.Path, fmt.Errorf("into itself (%s): %w", dstParent.Path, drivers.ErrPermission))
 	}
-	tmpRef := drivers.Ref{Path: path.Join(dstParent.Path, tmp.Name), Object: tmp}
-	defer func() {
-		if err := d.Remove(context.WithoutCancel(ctx), tmpRef); err != nil {
-			d.log.Warn().Str("error", err.Error()).Str("path", tmpRef.Path).Msg("cloudreve: temporary copy folder left behind")
+	if _, _, err := splitID(obj); err != nil {
+		return drivers.Object{}, fail("copy", obj.Path, err)
+	}
+	dst := clean(dstParent.Path)
+	if newName == obj.Name {
+		o, err := d.copyInto(ctx, obj, dst)
+		if err != nil {
+			return drivers.Object{}, fail("copy", obj.Path, err)
 		}
-	}()
-	c, err := d.copyInto(ctx, obj, tmpRef.Path)
+		return o, nil
+	}
+	objs, err := d.list(ctx, dst)
 	if err != nil {
-		return drivers.Object{}, err
+		return drivers.Object{}, fail("copy", obj.Path, err)
 	}
-	c, err = d.Rename(ctx, drivers.Ref{Path: path.Join(tmpRef.Path, c.Name), Object: c}, newName)
+	taken := false
+	for _, o := range objs {
+		taken = taken || (o.Name == obj.Name && o.IsDir == obj.IsDir)
+	}
+	via := dst
+	if taken {
+		tmp, err := d.mkdir(ctx, dst, tempName("", "copy"))
+		if err != nil {
+			return drivers.Object{}, err
+		}
+		via = path.Join(dst, tmp.Name)
+		defer d.cleanup(ctx, drivers.Ref{Path: via, Object: tmp})
+	}
+	c, err := d.copyInto(ctx, obj, via)
 	if err != nil {
-		return drivers.Object{}, err
+		return drivers.Object{}, fail("copy", obj.Path, err)
 	}
-	if err := d.move(ctx, drivers.Ref{Path: path.Join(tmpRef.Path, newName), Object: c}, dstParent.Path); err != nil {
-		return drivers.Object{}, err
+	cref := drivers.Ref{Path: path.Join(via, c.Name), Object: c}
+	if err := d.rename(ctx, cref, newName); err != nil {
+		if !taken {
+			d.cleanup(ctx, cref)
+		}
+		return drivers.Object{}, fail("copy", obj.Path, err)
 	}
+	cref.Path, cref.Name = path.Join(via, newName), newName
+	if taken {
+		if err := d.moveInto(ctx, cref, dst); err != nil {
+			return drivers.Object{}, fail("copy", obj.Path, err)
+		}
+	}
+	c.Name, c.ModTime = newName, d.now()
 	return c, nil
 }
 
-// Remove deletes obj; the server answers 0 for a missing id, so the parent
-// is listed first to report ErrNotFound.
-func (d *Driver) Remove(ctx context.Context, obj drivers.Ref) error {
-	if _, err := d.find(ctx, path.Dir(clean(obj.Path)), obj.Name, obj.IsDir); err != nil {
-		return err
-	}
+// cleanup removes an object the driver made for a step that failed or
+// finished; it runs even when the request was cancelled.
+func (d *Driver) cleanup(ctx context.Context, obj drivers.Ref) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
 	src, err := srcOf(obj)
-	if err != nil {
-		return err
+	if err == nil {
+		err = d.call(ctx, request{method: http.MethodDelete, path: "/object", json: src})
 	}
-	if err := d.call(ctx, http.MethodDelete, "/object", src, nil, nil); err != nil {
-		return fmt.Errorf("cloudreve: remove %s: %w", obj.Path, err)
+	if err != nil {
+		d.log.Warn().Str("path", obj.Path).Str("error", classify(err).Error()).Msg("cloudreve: a temporary object was left behind")
+	}
+}
+
+// Remove deletes obj (a folder with its content). The server answers 0
+// for a missing id, so the parent is listed first: a name no longer there
+// is ErrNotFound, and the listed object is the one deleted.
+func (d *Driver) Remove(ctx context.Context, obj drivers.Ref) error {
+	obj = named(obj)
+	if clean(obj.Path) == "/" {
+		return fail("remove", "/", drivers.ErrPermission)
+	}
+	cur, err := d.find(ctx, path.Dir(clean(obj.Path)), obj.Name, obj.IsDir)
+	if err != nil {
+		return fail("remove", obj.Path, err)
+	}
+	src, err := srcOf(drivers.Ref{Path: obj.Path, Object: cur})
+	if err == nil {
+		err = d.call(ctx, request{method: http.MethodDelete, path: "/object", json: src})
+	}
+	if err != nil {
+		return fail("remove", obj.Path, err)
 	}
 	return nil
 }
@@ -577,14 +628,20 @@ func (d *Driver) Quota(ctx context.Context) (drivers.Quota, error) {
 		Free  int64 `json:"free"`
 		Total int64 `json:"total"`
 	}
-	if err := d.call(ctx, http.MethodGet, "/user/storage", nil, nil, &out); err != nil {
-		return drivers.Quota{}, fmt.Errorf("cloudreve: quota: %w", err)
+	if err := d.call(ctx, request{method: http.MethodGet, path: "/user/storage", out: &out}); err != nil {
+		return drivers.Quota{}, fail("quota", "", err)
 	}
 	return drivers.Quota{Total: out.Total, Used: out.Used, Free: out.Free}, nil
 }
 
-// Check tells /healthz whether the session works.
+// Check tells /healthz whether the session works (a refused login is
+// ErrAuthExpired).
 func (d *Driver) Check(ctx context.Context) error {
 	_, err := d.Quota(ctx)
 	return err
 }
+
+var _ drivers.Checker = (*Driver)(nil)
+
+// itoa is strconv.Itoa, for chunk indexes.
+func itoa(i int) string { return strconv.Itoa(i) }

@@ -10,13 +10,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/BurntSushi/toml"
 	"github.com/pquerna/otp/totp"
 	"github.com/rs/zerolog"
 
-	"bridge/davfs"
 	"bridge/drivers"
 	"bridge/drivers/drivertest"
 	cloudrevefake "bridge/tests/fakes/cloudreve"
@@ -26,7 +27,25 @@ type env struct {
 	fake  *cloudrevefake.Fake
 	srv   *httptest.Server
 	state string
-	logs  *bytes.Buffer
+	logs  *syncBuffer
+}
+
+// syncBuffer is a log sink shared by the driver's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func newFake(t *testing.T) *env {
@@ -35,15 +54,32 @@ func newFake(t *testing.T) *env {
 	srv := httptest.NewServer(f.Handler())
 	t.Cleanup(srv.Close)
 	f.SetBaseURL(srv.URL)
-	return &env{fake: f, srv: srv, state: t.TempDir(), logs: &bytes.Buffer{}}
+	return &env{fake: f, srv: srv, state: t.TempDir(), logs: &syncBuffer{}}
+}
+
+func (e *env) options(extra map[string]any) map[string]any {
+	opts := map[string]any{"base_url": e.srv.URL, "username": e.fake.User, "password": e.fake.Password}
+	for k, v := range extra {
+		if v == nil {
+			delete(opts, k)
+		} else {
+			opts[k] = v
+		}
+	}
+	return opts
 }
 
 func (e *env) open(t *testing.T, extra map[string]any) *Driver {
 	t.Helper()
-	opts := map[string]any{"base_url": e.srv.URL, "username": e.fake.User, "password": e.fake.Password}
-	for k, v := range extra {
-		opts[k] = v
+	d, err := e.tryOpen(extra)
+	if err != nil {
+		t.Fatal(err)
 	}
+	return d
+}
+
+func (e *env) tryOpen(extra map[string]any) (*Driver, error) {
+	opts := e.options(extra)
 	d, err := New(context.Background(), drivers.Config{
 		MountPath: "/cloudreve", StateDir: e.state, HTTPClient: e.srv.Client(), Logger: zerolog.New(e.logs),
 		Decode: func(v any) error {
@@ -56,31 +92,66 @@ func (e *env) open(t *testing.T, extra map[string]any) *Driver {
 		},
 	})
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	return d.(*Driver)
+	return d.(*Driver), nil
 }
 
 func root() drivers.Ref {
 	return drivers.Ref{Path: "/", Object: drivers.Object{ID: "d:/", IsDir: true}}
 }
 
+// ref lists the parent of p and returns p's entry.
+func ref(t *testing.T, d *Driver, p string, isDir bool) drivers.Ref {
+	t.Helper()
+	dir, name := filepath.Split(p)
+	o, err := d.find(context.Background(), dir, name, isDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return drivers.Ref{Path: p, Object: o}
+}
+
+// checkNoSecrets fails when a password, TOTP secret, cookie or download
+// signature the fake knows is in the logs or in errs.
+func (e *env) checkNoSecrets(t *testing.T, errs ...error) {
+	t.Helper()
+	text := e.logs.String()
+	for _, err := range errs {
+		if err != nil {
+			text += err.Error()
+		}
+	}
+	for _, s := range e.fake.Secrets() {
+		if s != "" && strings.Contains(text, s) {
+			t.Fatalf("a secret (%.4s...) is in the logs or errors", s)
+		}
+	}
+}
+
 func TestConformance(t *testing.T) {
+	var e *env
 	drivertest.RunConformanceTests(t, drivertest.Harness{
 		NewDriver: func(t *testing.T) drivers.Driver {
-			e := newFake(t)
+			e = newFake(t)
 			e.fake.ChunkSize = 1 << 20
 			return e.open(t, nil)
 		},
 		ChunkSize:      1 << 20,
 		ForbiddenNames: cloudrevefake.ForbiddenNames,
+		HTTPClient:     http.DefaultClient,
 	})
+	e.checkNoSecrets(t)
+	if n := e.fake.OpenUploads(); n != 0 {
+		t.Fatalf("%d upload sessions left open", n)
+	}
 }
 
 func TestConformanceOneDrivePolicy(t *testing.T) {
+	var e *env
 	drivertest.RunConformanceTests(t, drivertest.Harness{
 		NewDriver: func(t *testing.T) drivers.Driver {
-			e := newFake(t)
+			e = newFake(t)
 			e.fake.ChunkSize = 320 << 10
 			e.fake.UseOneDrive("/")
 			return e.open(t, nil)
@@ -88,35 +159,77 @@ func TestConformanceOneDrivePolicy(t *testing.T) {
 		ChunkSize:      320 << 10,
 		ForbiddenNames: cloudrevefake.ForbiddenNames,
 	})
+	if c := e.fake.Calls(); c["chunk"] != 0 || c["onedrive-finish"] == 0 {
+		t.Fatalf("the OneDrive policy was not used: %v", c)
+	}
 }
 
 func TestDroppedSessionReLoginAndRetryOnce(t *testing.T) {
 	e := newFake(t)
 	d := e.open(t, nil)
 	ctx := context.Background()
+	if n := e.fake.Calls()["login"]; n != 1 {
+		t.Fatalf("%d logins at start, want 1", n)
+	}
 	if _, err := d.Quota(ctx); err != nil {
 		t.Fatal(err)
 	}
-	e.fake.DropSessions()
-	errs := make(chan error, 6)
-	for i := 0; i < 6; i++ {
+	e.fake.DropSessions() // a server restart
+	// The new login is held until every caller has been refused, so all
+	// of them need it.
+	const callers = 8
+	hold := make(chan struct{})
+	e.fake.Inject(cloudrevefake.Fault{Endpoint: "login", Hold: hold})
+	errs := make(chan error, callers)
+	for range callers {
 		go func() { _, err := d.List(ctx, root()); errs <- err }()
 	}
-	for i := 0; i < 6; i++ {
+	for e.fake.Calls()["list"] < callers {
+		time.Sleep(time.Millisecond)
+	}
+	close(hold)
+	for range callers {
 		if err := <-errs; err != nil {
 			t.Fatalf("after a dropped session: %v", err)
 		}
 	}
-	if n := e.fake.Calls()["login"]; n != 2 {
-		t.Fatalf("%d logins, want 2 (start, and one shared re-login)", n)
+	c := e.fake.Calls()
+	if c["login"] != 2 {
+		t.Fatalf("%d logins, want 2 (start, and one shared by %d callers)", c["login"], callers)
+	}
+	if c["list"] != 2*callers {
+		t.Fatalf("%d listings, want %d (each caller retried once)", c["list"], 2*callers)
 	}
 	// The session is kept: a restarted bridge does not log in again.
 	d2 := e.open(t, nil)
 	if _, err := d2.Quota(ctx); err != nil || e.fake.Calls()["login"] != 2 {
 		t.Fatalf("restart: %v, %d logins", err, e.fake.Calls()["login"])
 	}
-	if fi, err := os.Stat(filepath.Join(e.state, "session.json")); err != nil || fi.Mode().Perm() != 0o600 {
+	fi, err := os.Stat(filepath.Join(e.state, "session.json"))
+	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("session file: %v %v", fi, err)
+	}
+	// Another account's saved session is not reused.
+	e.fake.AddUser("other@example.com", "other-password", "")
+	if _, err := e.open(t, map[string]any{"username": "other@example.com", "password": "other-password"}).Quota(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.fake.Calls()["login"]; n != 3 {
+		t.Fatalf("%d logins, want 3: a different username logs in", n)
+	}
+	e.checkNoSecrets(t)
+}
+
+func TestRetryIsOnlyOnce(t *testing.T) {
+	e := newFake(t)
+	d := e.open(t, nil)
+	e.fake.FailCode("list", 401, 2) // refused again after the new login
+	_, err := d.List(context.Background(), root())
+	if !errors.Is(err, drivers.ErrAuthExpired) {
+		t.Fatalf("twice refused: %v, want ErrAuthExpired", err)
+	}
+	if c := e.fake.Calls(); c["list"] != 2 || c["login"] != 2 {
+		t.Fatalf("calls %v: want 2 listings and 2 logins", c)
 	}
 }
 
@@ -126,21 +239,145 @@ func TestTOTPLogin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The fake's clock stands still (the driver's login at start uses the
+	// real clock, close to it); then the driver's clock is set to the same
+	// instant, and to another one.
+	when := time.Now()
+	e.fake.SetClock(func() time.Time { return when })
 	e.fake.TOTPSecret = key.Secret()
-	d := e.open(t, map[string]any{"totp_secret": key.Secret()})
+	d := e.open(t, map[string]any{"totp_secret": strings.ToLower(key.Secret())})
+	d.now = func() time.Time { return when }
+	e.fake.DropSessions()
 	if _, err := d.Quota(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if c := e.fake.Calls(); c["login"] != 1 || c["2fa"] != 1 {
-		t.Fatalf("calls %v", c)
+	if c := e.fake.Calls(); c["login"] != 2 || c["2fa"] != 2 {
+		t.Fatalf("calls %v: want two logins, each with its second factor", c)
 	}
-	// Without the secret the account cannot be used, and says why.
+
+	// A code from another time is refused: the driver uses its clock.
+	d.now = func() time.Time { return when.Add(-10 * time.Minute) }
+	e.fake.DropSessions()
+	if _, err := d.Quota(context.Background()); !errors.Is(err, drivers.ErrAuthExpired) {
+		t.Fatalf("stale code: %v, want ErrAuthExpired", err)
+	}
+
+	// Without the secret the account cannot be used, says why, and the
+	// refusal is remembered rather than retried on every call.
 	e2 := newFake(t)
 	e2.fake.TOTPSecret = key.Secret()
 	d2 := e2.open(t, nil)
-	if _, err := d2.Quota(context.Background()); !errors.Is(err, drivers.ErrAuthExpired) || !strings.Contains(err.Error(), "totp_secret") {
-		t.Fatalf("no secret: %v", err)
+	for range 3 {
+		if _, err := d2.Quota(context.Background()); !errors.Is(err, drivers.ErrAuthExpired) || !strings.Contains(err.Error(), "totp_secret") {
+			t.Fatalf("no secret: %v", err)
+		}
 	}
+	if err := d2.Check(context.Background()); !errors.Is(err, drivers.ErrAuthExpired) {
+		t.Fatalf("Check: %v", err)
+	}
+	if n := e2.fake.Calls()["login"]; n != 1 {
+		t.Fatalf("%d logins, want 1 (refusals are remembered for a minute)", n)
+	}
+	e.checkNoSecrets(t)
+}
+
+func TestWrongPassword(t *testing.T) {
+	e := newFake(t)
+	d := e.open(t, map[string]any{"password": "not-the-password"})
+	err := d.Check(context.Background())
+	if !errors.Is(err, drivers.ErrAuthExpired) {
+		t.Fatalf("Check: %v, want ErrAuthExpired", err)
+	}
+	if strings.Contains(e.logs.String()+err.Error(), "not-the-password") {
+		t.Fatal("the password is in the logs or the error")
+	}
+}
+
+func TestSessionCookieOption(t *testing.T) {
+	e := newFake(t)
+	// Get a real cookie with a first driver that has no state dir to share.
+	d0 := e.open(t, nil)
+	cookie := d0.cookie
+	os.Remove(filepath.Join(e.state, "session.json"))
+	d := e.open(t, map[string]any{"username": nil, "password": nil, "session_cookie": cookie})
+	if _, err := d.Quota(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.fake.Calls()["login"]; n != 1 {
+		t.Fatalf("%d logins, want only the first driver's", n)
+	}
+	e.fake.DropSessions()
+	if _, err := d.Quota(context.Background()); !errors.Is(err, drivers.ErrAuthExpired) {
+		t.Fatalf("refused cookie without credentials: %v, want ErrAuthExpired", err)
+	}
+}
+
+func TestBaseURLForms(t *testing.T) {
+	e := newFake(t)
+	e.fake.Put("/a.txt", []byte("hello"))
+	d := e.open(t, map[string]any{"base_url": e.srv.URL + "/api/v3/"})
+	l, err := d.Link(context.Background(), ref(t, d, "/a.txt", false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(l.URL, e.srv.URL+"/api/v3/file/download/") || !l.ClientSafe {
+		t.Fatalf("link %+v", l)
+	}
+	// A server behind a path prefix: its relative URLs lack the prefix.
+	d.opts.BaseURL = "https://example.com/cloud"
+	if got, _ := d.resolve("/api/v3/file/download/k?sign=s"); got != "https://example.com/cloud/api/v3/file/download/k?sign=s" {
+		t.Fatalf("resolve: %s", got)
+	}
+	if got, _ := d.resolve("https://cdn.example.com/x?sign=s"); got != "https://cdn.example.com/x?sign=s" {
+		t.Fatalf("resolve absolute: %s", got)
+	}
+	if _, err := e.tryOpen(map[string]any{"base_url": "cloud.example.com"}); err == nil {
+		t.Fatal("a base_url without a scheme was accepted")
+	}
+}
+
+func TestLinkExpiresOnTheClock(t *testing.T) {
+	e := newFake(t)
+	now := time.Now()
+	e.fake.SetClock(func() time.Time { return now })
+	data := bytes.Repeat([]byte("0123456789"), 1000)
+	e.fake.Put("/v.bin", data)
+	d := e.open(t, nil)
+	l, err := d.Link(context.Background(), ref(t, d, "/v.bin", false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := now.Add(600*time.Second - linkMargin); l.Expires.Sub(want).Abs() > 5*time.Second {
+		t.Fatalf("Expires %v, want about %v", l.Expires, want)
+	}
+	get := func(rng string) (int, []byte) {
+		req, _ := http.NewRequest(http.MethodGet, l.URL, nil) // no cookie
+		if rng != "" {
+			req.Header.Set("Range", rng)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	if code, b := get("bytes=-10"); code != http.StatusPartialContent || !bytes.Equal(b, data[len(data)-10:]) {
+		t.Fatalf("suffix range: %d %q", code, b)
+	}
+	if code, _ := get("bytes=20000-"); code != http.StatusRequestedRangeNotSatisfiable {
+		t.Fatalf("range past the end: %d", code)
+	}
+	e.fake.Advance(599 * time.Second)
+	if code, b := get("bytes=5-9"); code != http.StatusPartialContent || string(b) != "56789" {
+		t.Fatalf("before expiry: %d %q", code, b)
+	}
+	e.fake.Advance(2 * time.Second)
+	if code, b := get(""); code != http.StatusOK || !strings.Contains(string(b), `"code":40005`) {
+		t.Fatalf("after expiry: %d %s", code, b)
+	}
+	e.checkNoSecrets(t)
 }
 
 func TestBothUploadPolicies(t *testing.T) {
@@ -148,101 +385,505 @@ func TestBothUploadPolicies(t *testing.T) {
 	e.fake.ChunkSize = 320 << 10
 	e.fake.UseOneDrive("/od")
 	d := e.open(t, nil)
-	data := bytes.Repeat([]byte("0123456789"), 100000) // 1 MB: several chunks
+	data := bytes.Repeat([]byte("0123456789"), 100000) // 1 MB: four chunks of 320 KiB
 	ctx := context.Background()
-	if _, err := d.Put(ctx, root(), "local.bin", drivertest.NewUpload(data)); err != nil {
+	when := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+	up := drivertest.NewUpload(data)
+	up.ModTime = when
+	if _, err := d.Put(ctx, root(), "local.bin", up); err != nil {
 		t.Fatal(err)
 	}
-	od, err := d.find(ctx, "/", "od", true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := d.Put(ctx, drivers.Ref{Path: "/od", Object: od}, "remote.bin", drivertest.NewUpload(data)); err != nil {
+	if _, err := d.Put(ctx, ref(t, d, "/od", true), "remote.bin", up); err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range []string{"/local.bin", "/od/remote.bin"} {
 		if got, _ := e.fake.File(p); !bytes.Equal(got, data) {
 			t.Fatalf("%s: wrong content", p)
 		}
+		if got := ref(t, d, p, false).ModTime; !got.Equal(when) {
+			t.Fatalf("%s: date %v, want last_modified %v", p, got, when)
+		}
 	}
-	if c := e.fake.Calls(); c["chunk"] != 4 || c["onedrive-put"] != 4 || c["onedrive-finish"] != 1 {
+	if c := e.fake.Calls(); c["chunk"] != 4 || c["onedrive-put"] != 4 || c["onedrive-finish"] != 1 || c["cancel"] != 0 {
 		t.Fatalf("calls %v: want 4 local chunks, 4 OneDrive ranges and 1 finish", c)
 	}
-}
-
-func TestFailedOverwriteKeepsOldFileAndCancels(t *testing.T) {
-	e := newFake(t)
-	e.fake.ChunkSize = 320 << 10
-	e.fake.Put("/f.bin", []byte("old content"))
-	d := e.open(t, nil)
-	ctx := context.Background()
-	old, err := d.find(ctx, "/", "f.bin", false)
-	if err != nil {
+	// Empty files: one empty chunk; no range at all.
+	if _, err := d.Put(ctx, root(), "empty", drivertest.NewUpload(nil)); err != nil {
 		t.Fatal(err)
 	}
-	e.fake.FailCode("chunk", cloudrevefake.CodeChunkLength, 1)
+	if _, err := d.Put(ctx, ref(t, d, "/od", true), "empty", drivertest.NewUpload(nil)); err != nil {
+		t.Fatal(err)
+	}
+	if c := e.fake.Calls(); c["chunk"] != 5 || c["onedrive-put"] != 4 || c["onedrive-finish"] != 2 {
+		t.Fatalf("calls %v after the empty files", c)
+	}
+	e.checkNoSecrets(t)
+}
+
+// overwriteFailure overwrites /f.bin of a fake whose upload breaks as
+// inject says, and checks that nothing was lost or left behind.
+func overwriteFailure(t *testing.T, onedrive bool, inject cloudrevefake.Fault) {
+	e := newFake(t)
+	e.fake.ChunkSize = 320 << 10
+	dir := "/"
+	if onedrive {
+		e.fake.UseOneDrive("/od")
+		dir = "/od/"
+	}
+	e.fake.Put(dir+"f.bin", []byte("old content"))
+	d := e.open(t, nil)
+	ctx := context.Background()
+	parent := root()
+	if onedrive {
+		parent = ref(t, d, "/od", true)
+	}
+	old := ref(t, d, dir+"f.bin", false)
+	e.fake.Inject(inject)
 	up := drivertest.NewUpload(bytes.Repeat([]byte("n"), 1<<20))
-	up.Replaces = &old
-	if _, err := d.Put(ctx, root(), "f.bin", up); err == nil {
+	up.Replaces = &old.Object
+	_, err := d.Put(ctx, parent, "f.bin", up)
+	if err == nil {
 		t.Fatal("a failing upload succeeded")
 	}
-	if got, _ := e.fake.File("/f.bin"); string(got) != "old content" {
+	if got, _ := e.fake.File(dir + "f.bin"); string(got) != "old content" {
 		t.Fatalf("old file lost: %q", got)
 	}
-	if e.fake.OpenUploads() != 0 || e.fake.Calls()["cancel"] != 1 {
-		t.Fatalf("session left open: %v", e.fake.Calls())
+	if n, c := e.fake.OpenUploads(), e.fake.Calls(); n != 0 || c["cancel"] != 1 {
+		t.Fatalf("session left open (%d): calls %v", n, c)
 	}
-	objs, _ := d.List(ctx, root())
+	objs, _ := d.List(ctx, parent)
 	if len(objs) != 1 {
 		t.Fatalf("a partial object is visible: %+v", objs)
 	}
+	// The next attempt works and replaces it.
+	if _, err := d.Put(ctx, parent, "f.bin", up); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := e.fake.File(dir + "f.bin"); len(got) != 1<<20 {
+		t.Fatalf("after the retry: %d bytes", len(got))
+	}
+	if objs, _ := d.List(ctx, parent); len(objs) != 1 {
+		t.Fatalf("after the retry the folder lists %+v", objs)
+	}
 }
 
-// TestBridgeAnswers checks what a WebDAV client sees: 400 for a name the
-// server forbids (before any upload starts) and 409 for moving a folder
-// into its own descendant (which the server would accept).
-func TestBridgeAnswers(t *testing.T) {
+func TestOverwriteSafeUnderFailure(t *testing.T) {
+	t.Run("third chunk refused", func(t *testing.T) {
+		overwriteFailure(t, false, cloudrevefake.Fault{Endpoint: "chunk", Skip: 2, Code: cloudrevefake.CodeChunkLength})
+	})
+	t.Run("connection cut during a chunk", func(t *testing.T) {
+		overwriteFailure(t, false, cloudrevefake.Fault{Endpoint: "chunk", Skip: 1, Cut: true})
+	})
+	t.Run("proxy error on a chunk", func(t *testing.T) {
+		overwriteFailure(t, false, cloudrevefake.Fault{Endpoint: "chunk", Status: http.StatusBadGateway})
+	})
+	t.Run("OneDrive range refused", func(t *testing.T) {
+		overwriteFailure(t, true, cloudrevefake.Fault{Endpoint: "onedrive-put", Skip: 1, Times: 1 + oneDriveRetries, Status: http.StatusInternalServerError})
+	})
+	t.Run("OneDrive finish refused", func(t *testing.T) {
+		overwriteFailure(t, true, cloudrevefake.Fault{Endpoint: "onedrive-finish", Code: 40001})
+	})
+}
+
+func TestOverwriteSwapFailureRestoresOld(t *testing.T) {
+	e := newFake(t)
+	e.fake.Put("/f.txt", []byte("old"))
+	d := e.open(t, nil)
+	old := ref(t, d, "/f.txt", false)
+	// Renames: old aside (ok), new into place (refused), old back (ok).
+	e.fake.Inject(cloudrevefake.Fault{Endpoint: "rename", Skip: 1, Code: 50001})
+	up := drivertest.NewUpload([]byte("new"))
+	up.Replaces = &old.Object
+	if _, err := d.Put(context.Background(), root(), "f.txt", up); !errors.Is(err, drivers.ErrUnavailable) {
+		t.Fatalf("Put: %v, want ErrUnavailable", err)
+	}
+	if got, _ := e.fake.File("/f.txt"); string(got) != "old" {
+		t.Fatalf("old file: %q", got)
+	}
+	if objs, _ := d.List(context.Background(), root()); len(objs) != 1 {
+		t.Fatalf("the folder lists %+v", objs)
+	}
+}
+
+func TestPutOverAFileTheBridgeDidNotKnow(t *testing.T) {
 	e := newFake(t)
 	d := e.open(t, nil)
-	s, err := davfs.New(davfs.Options{TempDir: t.TempDir(), Logger: zerolog.Nop(), Mounts: []davfs.Mount{{Path: "/c", Driver: d}}})
+	e.fake.Put("/f.txt", []byte("made elsewhere"))
+	o, err := d.Put(context.Background(), root(), "f.txt", drivertest.NewUpload([]byte("mine")))
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewServer(s)
-	defer hs.Close()
-	do := func(method, p string, body io.Reader, hdr ...string) int {
-		req, _ := http.NewRequest(method, hs.URL+p, body)
-		for i := 0; i+1 < len(hdr); i += 2 {
-			req.Header.Set(hdr[i], hdr[i+1])
+	if got, _ := e.fake.File("/f.txt"); string(got) != "mine" || o.Name != "f.txt" {
+		t.Fatalf("content %q, object %+v", got, o)
+	}
+}
+
+func TestForbiddenNamesBeforeAnyCall(t *testing.T) {
+	e := newFake(t)
+	e.fake.Put("/dir/f.txt", []byte("x"))
+	d := e.open(t, nil)
+	ctx := context.Background()
+	f, dir := ref(t, d, "/dir/f.txt", false), ref(t, d, "/dir", true)
+	before := e.fake.Calls()
+	for _, name := range cloudrevefake.ForbiddenNames {
+		_, err1 := d.Put(ctx, dir, name, drivertest.NewUpload([]byte("x")))
+		_, err2 := d.Mkdir(ctx, dir, name)
+		_, err3 := d.Rename(ctx, f, name)
+		_, err4 := d.Move(ctx, f, root(), name)
+		_, err5 := d.Copy(ctx, f, root(), name)
+		for i, err := range []error{err1, err2, err3, err4, err5} {
+			if !errors.Is(err, drivers.ErrInvalidName) {
+				t.Fatalf("%q (op %d): %v, want ErrInvalidName", name, i, err)
+			}
 		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
+	}
+	after := e.fake.Calls()
+	for k, v := range after {
+		if before[k] != v {
+			t.Fatalf("forbidden names reached the server: %v, then %v", before, after)
+		}
+	}
+}
+
+func TestMoveIntoDescendantRefused(t *testing.T) {
+	e := newFake(t)
+	e.fake.Put("/a/b/c/f.txt", []byte("x"))
+	d := e.open(t, nil)
+	ctx := context.Background()
+	a := ref(t, d, "/a", true)
+	for _, dst := range []string{"/a", "/a/b", "/a/b/c"} {
+		if _, err := d.Move(ctx, a, ref(t, d, dst, true), "a2"); !errors.Is(err, drivers.ErrPermission) {
+			t.Fatalf("move /a into %s: %v, want ErrPermission", dst, err)
+		}
+		if _, err := d.Copy(ctx, a, ref(t, d, dst, true), "a2"); !errors.Is(err, drivers.ErrPermission) {
+			t.Fatalf("copy /a into %s: %v, want ErrPermission", dst, err)
+		}
+	}
+	if c := e.fake.Calls(); c["move"] != 0 || c["copy"] != 0 || c["rename"] != 0 {
+		t.Fatalf("calls %v: a refused move reached the server", c)
+	}
+	if e.fake.Orphans() != 0 || !e.fake.Exists("/a/b/c/f.txt", false) {
+		t.Fatal("the tree was damaged")
+	}
+	// A sibling whose name starts the same is not a descendant.
+	e.fake.Put("/ab/g.txt", []byte("g"))
+	if _, err := d.Move(ctx, a, ref(t, d, "/ab", true), "a"); err != nil {
+		t.Fatalf("move /a into /ab: %v", err)
+	}
+	if !e.fake.Exists("/ab/a/b/c/f.txt", false) {
+		t.Fatal("the move did not happen")
+	}
+}
+
+func TestCopyIsOneCallPerObject(t *testing.T) {
+	e := newFake(t)
+	for _, p := range []string{"/src/1.txt", "/src/2.txt", "/src/3.txt", "/tree/x/y.txt"} {
+		e.fake.Put(p, []byte(p))
+	}
+	e.fake.Put("/dst/keep", nil)
+	d := e.open(t, nil)
+	ctx := context.Background()
+	dst := ref(t, d, "/dst", true)
+	for _, n := range []string{"1.txt", "2.txt", "3.txt"} {
+		if _, err := d.Copy(ctx, ref(t, d, "/src/"+n, false), dst, n); err != nil {
 			t.Fatal(err)
 		}
-		resp.Body.Close()
-		return resp.StatusCode
 	}
-	if code := do("PUT", "/c/bad%3Aname.txt", strings.NewReader("x")); code != 400 {
-		t.Fatalf("forbidden name: %d, want 400", code)
+	if _, err := d.Copy(ctx, ref(t, d, "/tree", true), dst, "tree"); err != nil {
+		t.Fatal(err)
 	}
-	if n := e.fake.Calls()["upload-session"]; n != 0 {
-		t.Fatalf("an upload started for a forbidden name: %d", n)
+	if n := e.fake.Calls()["copy"]; n != 4 {
+		t.Fatalf("%d copy calls for 3 files and a folder, want 4", n)
 	}
-	do("MKCOL", "/c/a", nil)
-	do("MKCOL", "/c/a/b", nil)
-	if code := do("MOVE", "/c/a", nil, "Destination", "/c/a/b/a"); code != 409 {
-		t.Fatalf("move into descendant: %d, want 409", code)
+	if got, _ := e.fake.File("/dst/tree/x/y.txt"); string(got) != "/tree/x/y.txt" {
+		t.Fatalf("copied tree: %q", got)
 	}
-	if n := e.fake.Calls()["move"]; n != 0 {
-		t.Fatalf("the move reached the server: %d", n)
+	// A copy beside its source under a new name goes through a temporary
+	// folder, which is gone afterwards.
+	if _, err := d.Copy(ctx, ref(t, d, "/src/1.txt", false), ref(t, d, "/src", true), "1 copy.txt"); err != nil {
+		t.Fatal(err)
 	}
-	a, _ := d.find(context.Background(), "/", "a", true)
-	if _, err := d.Move(context.Background(), drivers.Ref{Path: "/a", Object: a}, drivers.Ref{Path: "/a/b"}, "a"); !errors.Is(err, drivers.ErrPermission) {
-		t.Fatalf("driver move into descendant: %v", err)
+	objs, _ := d.List(ctx, ref(t, d, "/src", true))
+	if len(objs) != 4 {
+		t.Fatalf("/src lists %+v", objs)
 	}
-	for _, secret := range []string{e.fake.Password, "cloudreve-session="} {
-		if strings.Contains(e.logs.String(), secret) {
-			t.Fatalf("%q in the logs", secret)
+	if got, _ := e.fake.File("/src/1 copy.txt"); string(got) != "/src/1.txt" {
+		t.Fatalf("copy: %q", got)
+	}
+}
+
+func TestIDSpacesAreSeparate(t *testing.T) {
+	// The fake numbers files and folders separately: folder 2 (the first
+	// below the root) and file 2 share an id string, and removing one must
+	// not touch the other.
+	e := newFake(t)
+	d := e.open(t, nil)
+	ctx := context.Background()
+	dir, err := d.Mkdir(ctx, root(), "d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Put(ctx, root(), "f1", drivertest.NewUpload([]byte("1"))); err != nil {
+		t.Fatal(err)
+	}
+	f, err := d.Put(ctx, root(), "f2", drivertest.NewUpload([]byte("2")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dir.ID[2:] != f.ID[2:] || dir.ID == f.ID {
+		t.Fatalf("folder %s and file %s: want one server id, two object ids", dir.ID, f.ID)
+	}
+	if err := d.Remove(ctx, drivers.Ref{Path: "/f2", Object: f}); err != nil {
+		t.Fatal(err)
+	}
+	if !e.fake.Exists("/d", true) || e.fake.Exists("/f2", false) {
+		t.Fatal("the wrong object was removed")
+	}
+	if _, err := d.Rename(ctx, drivers.Ref{Path: "/d", Object: dir}, "e"); err != nil || !e.fake.Exists("/e", true) {
+		t.Fatalf("rename of the folder: %v", err)
+	}
+}
+
+func TestErrorKinds(t *testing.T) {
+	e := newFake(t)
+	e.fake.Put("/f.txt", []byte("x"))
+	d := e.open(t, nil)
+	ctx := context.Background()
+	for _, c := range []struct {
+		fault cloudrevefake.Fault
+		want  error
+	}{
+		{cloudrevefake.Fault{Endpoint: "list", Status: http.StatusServiceUnavailable}, drivers.ErrUnavailable},
+		{cloudrevefake.Fault{Endpoint: "list", Status: http.StatusTooManyRequests}, drivers.ErrRateLimited},
+		{cloudrevefake.Fault{Endpoint: "list", Cut: true}, drivers.ErrUnavailable},
+		{cloudrevefake.Fault{Endpoint: "list", Code: 40016}, drivers.ErrNotFound},
+		{cloudrevefake.Fault{Endpoint: "list", Code: 50001}, drivers.ErrUnavailable},
+	} {
+		e.fake.Inject(c.fault)
+		if _, err := d.List(ctx, root()); !errors.Is(err, c.want) {
+			t.Errorf("%+v: %v, want %v", c.fault, err, c.want)
 		}
+	}
+	e.fake.SetLimits(10, 0)
+	if _, err := d.Put(ctx, root(), "big", drivertest.NewUpload(make([]byte, 100))); !errors.Is(err, drivers.ErrQuota) {
+		t.Errorf("over quota: %v", err)
+	}
+	e.fake.SetLimits(1<<40, 50)
+	d.policies = map[string]policy{}
+	if _, err := d.Put(ctx, root(), "big", drivertest.NewUpload(make([]byte, 100))); !errors.Is(err, drivers.ErrTooLarge) {
+		t.Errorf("over max_size: %v", err)
+	}
+	if n := e.fake.Calls()["upload-session"]; n != 1 {
+		t.Errorf("%d upload sessions: the policy's max_size should refuse before asking", n)
+	}
+	if _, err := d.Rename(ctx, ref(t, d, "/f.txt", false), "f.txt"); !errors.Is(err, drivers.ErrExist) {
+		t.Errorf("rename onto itself: %v", err)
+	}
+}
+
+func TestCancelledUploadDeletesSession(t *testing.T) {
+	e := newFake(t)
+	e.fake.ChunkSize = 320 << 10
+	d := e.open(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	// The body cancels the request when the second chunk is read.
+	data := make([]byte, 1<<20)
+	body := &cancelAt{ReaderAt: bytes.NewReader(data), at: 320 << 10, cancel: cancel}
+	up := drivertest.NewUpload(data)
+	up.Body = body
+	if _, err := d.Put(ctx, root(), "c.bin", up); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Put: %v, want context.Canceled", err)
+	}
+	if n := e.fake.OpenUploads(); n != 0 || e.fake.Calls()["cancel"] != 1 {
+		t.Fatalf("%d sessions open, calls %v", n, e.fake.Calls())
+	}
+	if e.fake.Exists("/c.bin", false) {
+		t.Fatal("a cancelled upload is visible")
+	}
+}
+
+// cancelAt cancels a context when a read reaches offset at.
+type cancelAt struct {
+	io.ReaderAt
+	at     int64
+	cancel func()
+}
+
+func (c *cancelAt) ReadAt(p []byte, off int64) (int, error) {
+	if off >= c.at {
+		c.cancel()
+		return 0, context.Canceled
+	}
+	return c.ReaderAt.ReadAt(p, off)
+}
+
+func TestSessionDroppedMidUpload(t *testing.T) {
+	for _, onedrive := range []bool{false, true} {
+		e := newFake(t)
+		e.fake.ChunkSize = 320 << 10
+		parent, endpoint := root(), "chunk"
+		d := e.open(t, nil)
+		if onedrive {
+			e.fake.UseOneDrive("/od")
+			parent, endpoint = ref(t, d, "/od", true), "onedrive-finish"
+		}
+		// The server restarts between two calls of the upload: the call is
+		// refused with 401 before it is processed, as on the server.
+		e.fake.Inject(cloudrevefake.Fault{Endpoint: endpoint, Skip: 1 - btoi(onedrive), Code: 401})
+		data := bytes.Repeat([]byte("z"), 1<<20)
+		if _, err := d.Put(context.Background(), parent, "f.bin", drivertest.NewUpload(data)); err != nil {
+			t.Fatalf("onedrive %v: %v", onedrive, err)
+		}
+		if got, _ := e.fake.File(parent.Path + "/f.bin"); !bytes.Equal(got, data) {
+			t.Fatalf("onedrive %v: wrong content", onedrive)
+		}
+		if n := e.fake.Calls()["login"]; n != 2 {
+			t.Fatalf("onedrive %v: %d logins, want 2", onedrive, n)
+		}
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func TestRefsWithoutNames(t *testing.T) {
+	// The contract promises a Ref's path, ID and IsDir, not its Name.
+	e := newFake(t)
+	e.fake.Put("/a/f.txt", []byte("f"))
+	e.fake.Put("/b/keep", nil)
+	d := e.open(t, nil)
+	ctx := context.Background()
+	bare := func(p string, isDir bool) drivers.Ref {
+		r := ref(t, d, p, isDir)
+		r.Name = ""
+		return r
+	}
+	if _, err := d.Copy(ctx, bare("/a/f.txt", false), bare("/b", true), "f.txt"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Move(ctx, bare("/a/f.txt", false), bare("/b", true), "g.txt"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Rename(ctx, bare("/b/g.txt", false), "h.txt"); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Remove(ctx, bare("/b/f.txt", false)); err != nil {
+		t.Fatal(err)
+	}
+	if !e.fake.Exists("/b/h.txt", false) || e.fake.Exists("/b/f.txt", false) || e.fake.Exists("/a/f.txt", false) {
+		t.Fatal("wrong tree")
+	}
+}
+
+func TestStaleUploadSessionDoesNotBlockTheName(t *testing.T) {
+	// A bridge that crashed mid-upload left a session for the name; the
+	// server refuses new sessions for it (40054) until that one expires.
+	e := newFake(t)
+	d := e.open(t, nil)
+	ctx := context.Background()
+	pol, err := d.policyOf(ctx, "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.createSession(ctx, "/", "f.txt", drivertest.NewUpload([]byte("lost")), pol); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Put(ctx, root(), "f.txt", drivertest.NewUpload([]byte("new"))); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := e.fake.File("/f.txt"); string(got) != "new" {
+		t.Fatalf("content %q", got)
+	}
+	if objs, _ := d.List(ctx, root()); len(objs) != 1 {
+		t.Fatalf("the folder lists %+v", objs)
+	}
+}
+
+func TestOneDriveRangesResume(t *testing.T) {
+	for _, c := range []struct {
+		name        string
+		fault       cloudrevefake.Fault
+		puts, stats int
+	}{
+		// The range arrived but the answer was lost: no range is sent twice.
+		{"answer cut", cloudrevefake.Fault{Endpoint: "onedrive-put", Skip: 1, Cut: true}, 4, 1},
+		// The range was refused: it is sent again.
+		{"range refused", cloudrevefake.Fault{Endpoint: "onedrive-put", Skip: 2, Times: 2, Status: http.StatusServiceUnavailable}, 6, 2},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := newFake(t)
+			e.fake.ChunkSize = 320 << 10
+			e.fake.UseOneDrive("/")
+			d := e.open(t, nil)
+			e.fake.Inject(c.fault)
+			data := bytes.Repeat([]byte("r"), 1<<20) // 4 ranges
+			if _, err := d.Put(context.Background(), root(), "f.bin", drivertest.NewUpload(data)); err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := e.fake.File("/f.bin"); !bytes.Equal(got, data) {
+				t.Fatal("wrong content")
+			}
+			if calls := e.fake.Calls(); calls["onedrive-put"] != c.puts || calls["onedrive-status"] != c.stats || calls["cancel"] != 0 {
+				t.Fatalf("calls %v, want %d ranges and %d status requests", calls, c.puts, c.stats)
+			}
+		})
+	}
+}
+
+func TestOverwriteWithAStaleReplaces(t *testing.T) {
+	e := newFake(t)
+	e.fake.Put("/f.txt", []byte("first"))
+	d := e.open(t, nil)
+	ctx := context.Background()
+	stale := ref(t, d, "/f.txt", false)
+	e.fake.Put("/f.txt", []byte("second, from another client")) // a new id
+	up := drivertest.NewUpload([]byte("third"))
+	up.Replaces = &stale.Object
+	if _, err := d.Put(ctx, root(), "f.txt", up); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := e.fake.File("/f.txt"); string(got) != "third" {
+		t.Fatalf("content %q", got)
+	}
+	if objs, _ := d.List(ctx, root()); len(objs) != 1 {
+		t.Fatalf("the folder lists %+v", objs)
+	}
+	// And when the old file is simply gone, the new one takes the name.
+	gone := ref(t, d, "/f.txt", false)
+	if err := d.Remove(ctx, gone); err != nil {
+		t.Fatal(err)
+	}
+	up.Replaces = &gone.Object
+	if _, err := d.Put(ctx, root(), "f.txt", up); err != nil {
+		t.Fatal(err)
+	}
+	if objs, _ := d.List(ctx, root()); len(objs) != 1 || objs[0].Name != "f.txt" {
+		t.Fatalf("the folder lists %+v", objs)
+	}
+}
+
+func TestMoveOfAnObjectMovedElsewhere(t *testing.T) {
+	// The server skips an object that is not in src_dir and answers 0: the
+	// driver must not report a move that did not happen.
+	e := newFake(t)
+	e.fake.Put("/a/f.txt", []byte("f"))
+	e.fake.Put("/b/keep", nil)
+	e.fake.Put("/c/keep", nil)
+	d := e.open(t, nil)
+	ctx := context.Background()
+	f := ref(t, d, "/a/f.txt", false)
+	if _, err := d.Move(ctx, f, ref(t, d, "/c", true), "f.txt"); err != nil {
+		t.Fatal(err)
+	}
+	// f still says /a/f.txt: stale.
+	if _, err := d.Move(ctx, f, ref(t, d, "/b", true), "g.txt"); !errors.Is(err, drivers.ErrNotFound) {
+		t.Fatalf("move with a stale path: %v, want ErrNotFound", err)
+	}
+	if !e.fake.Exists("/c/f.txt", false) || e.fake.Exists("/b/g.txt", false) {
+		t.Fatal("wrong tree")
 	}
 }

@@ -1,8 +1,8 @@
 package cloudreve
 
 import (
-	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,38 +11,105 @@ import (
 	"net/url"
 	"path"
 	"strconv"
+	"strings"
 	"time"
 
 	"bridge/drivers"
 )
 
+// uploadSession is the answer of PUT /file/upload.
 type uploadSession struct {
 	SessionID  string   `json:"sessionID"`
 	ChunkSize  int64    `json:"chunkSize"`
 	UploadURLs []string `json:"uploadURLs"`
 }
 
-// Put uploads by the policy of the parent folder. Over an existing file it
-// uploads under a temporary name first, so the old file survives a failure.
+// Put uploads by the storage policy of the parent folder. The server
+// refuses an existing name, so an overwrite uploads under a temporary name
+// and then swaps: the old file is renamed aside, the new one takes the
+// name, the old one is deleted. The old file survives every failure before
+// the swap, and a failed swap puts it back.
 func (d *Driver) Put(ctx context.Context, parent drivers.Ref, name string, up drivers.Upload) (drivers.Object, error) {
+	p := path.Join(clean(parent.Path), name)
 	if err := validName(name); err != nil {
 		return drivers.Object{}, err // before any byte goes out
 	}
-	if up.Replaces == nil {
-		return d.upload(ctx, parent, name, up)
+	pol, err := d.policyOf(ctx, parent.Path)
+	if err != nil {
+		return drivers.Object{}, fail("upload", p, err)
 	}
-	tmp := tempName(name)
-	obj, err := d.upload(ctx, parent, tmp, up)
+	if pol.MaxSize > 0 && up.Size > pol.MaxSize {
+		return drivers.Object{}, fail("upload", p, fmt.Errorf("%d bytes, the folder's policy takes %d: %w", up.Size, pol.MaxSize, drivers.ErrTooLarge))
+	}
+	if up.Replaces == nil {
+		o, err := d.upload(ctx, parent.Path, name, up)
+		switch {
+		case isCode(err, 40054):
+			// An upload session of a crashed upload holds the name until it
+			// expires: go around it through a temporary name.
+		case errors.Is(err, drivers.ErrExist):
+			// The bridge did not know of the file: replace the one listed.
+			old, ferr := d.find(ctx, parent.Path, name, false)
+			if ferr != nil {
+				return drivers.Object{}, err
+			}
+			up.Replaces = &old
+		default:
+			return o, err
+		}
+	}
+	tmp := tempName(name, "upload")
+	obj, err := d.upload(ctx, parent.Path, tmp, up)
 	if err != nil {
 		return drivers.Object{}, err
 	}
-	tmpRef := drivers.Ref{Path: path.Join(parent.Path, tmp), Object: obj}
-	old := drivers.Ref{Path: path.Join(parent.Path, name), Object: *up.Replaces}
-	if err := d.Remove(ctx, old); err != nil && !errors.Is(err, drivers.ErrNotFound) {
-		d.Remove(context.WithoutCancel(ctx), tmpRef)
-		return drivers.Object{}, err
+	if err := d.swap(ctx, parent.Path, drivers.Ref{Path: path.Join(clean(parent.Path), tmp), Object: obj}, up.Replaces, name); err != nil {
+		return drivers.Object{}, fail("upload", p, err)
 	}
-	return d.Rename(ctx, tmpRef, name)
+	obj.Name, obj.ModTime = name, d.now()
+	return obj, nil
+}
+
+// swap gives the uploaded file tmp the name of old (which it replaces;
+// nil when there is none).
+func (d *Driver) swap(ctx context.Context, dir string, tmp drivers.Ref, old *drivers.Object, name string) error {
+	var oldRef drivers.Ref
+	aside := ""
+	if old != nil {
+		oldRef = drivers.Ref{Path: path.Join(clean(dir), name), Object: *old}
+		aside = tempName(name, "old")
+		err := d.rename(ctx, oldRef, aside)
+		if errors.Is(classify(err), drivers.ErrNotFound) {
+			// The bridge's old file is gone; another may have taken the name
+			// since, and is the one replaced.
+			cur, ferr := d.find(ctx, dir, name, false)
+			switch {
+			case ferr == nil && cur.ID != old.ID:
+				oldRef.Object, old = cur, &cur
+				err = d.rename(ctx, oldRef, aside)
+			case errors.Is(ferr, drivers.ErrNotFound):
+				aside, err = "", nil // nothing to keep
+			}
+		}
+		if err != nil {
+			d.cleanup(ctx, tmp)
+			return err
+		}
+	}
+	if err := d.rename(ctx, tmp, name); err != nil {
+		if aside != "" {
+			oldRef.Path, oldRef.Name = path.Join(clean(dir), aside), aside
+			if rerr := d.rename(context.WithoutCancel(ctx), oldRef, name); rerr != nil {
+				d.log.Error().Str("path", oldRef.Path).Str("error", classify(rerr).Error()).Msg("cloudreve: an overwritten file could not be put back; it is kept under this name")
+			}
+		}
+		d.cleanup(ctx, tmp)
+		return err
+	}
+	if aside != "" {
+		d.cleanup(ctx, drivers.Ref{Path: path.Join(clean(dir), aside), Object: *old})
+	}
+	return nil
 }
 
 // policyOf returns the folder's storage policy, from the last listing.
@@ -53,55 +120,85 @@ func (d *Driver) policyOf(ctx context.Context, dir string) (policy, error) {
 	if ok && p.ID != "" {
 		return p, nil
 	}
-	if _, err := d.List(ctx, drivers.Ref{Path: dir}); err != nil {
+	return d.freshPolicy(ctx, dir)
+}
+
+func (d *Driver) freshPolicy(ctx context.Context, dir string) (policy, error) {
+	if _, err := d.list(ctx, dir); err != nil {
 		return policy{}, err
 	}
 	d.polMu.Lock()
 	defer d.polMu.Unlock()
-	return d.policies[clean(dir)], nil
+	p := d.policies[clean(dir)]
+	if p.ID == "" {
+		return policy{}, fmt.Errorf("the folder's listing names no storage policy: %w", drivers.ErrUnavailable)
+	}
+	return p, nil
 }
 
-func (d *Driver) upload(ctx context.Context, parent drivers.Ref, name string, up drivers.Upload) (drivers.Object, error) {
-	p := path.Join(parent.Path, name)
-	pol, err := d.policyOf(ctx, parent.Path)
+// upload sends up as the new file name of dir and returns it as listed.
+// A session that does not complete is deleted.
+func (d *Driver) upload(ctx context.Context, dir, name string, up drivers.Upload) (drivers.Object, error) {
+	p := path.Join(clean(dir), name)
+	pol, err := d.policyOf(ctx, dir)
 	if err != nil {
-		return drivers.Object{}, fmt.Errorf("cloudreve: upload %s: %w", p, err)
+		return drivers.Object{}, fail("upload", p, err)
+	}
+	s, err := d.createSession(ctx, dir, name, up, pol)
+	if isCode(err, 40035) {
+		// The cached policy is stale (the folder was moved or changed).
+		if pol, err = d.freshPolicy(ctx, dir); err == nil {
+			s, err = d.createSession(ctx, dir, name, up, pol)
+		}
+	}
+	if err != nil {
+		return drivers.Object{}, fail("upload", p, err)
+	}
+	switch {
+	case pol.Type == "onedrive" || len(s.UploadURLs) > 0:
+		err = d.sendOneDrive(ctx, up, s)
+	default:
+		err = d.sendLocal(ctx, up, s)
+	}
+	if err != nil {
+		d.cancel(ctx, s.SessionID)
+		return drivers.Object{}, fail("upload", p, err)
+	}
+	o, err := d.find(ctx, dir, name, false)
+	if err != nil {
+		return drivers.Object{}, fail("upload", p, err)
+	}
+	return o, nil
+}
+
+func (d *Driver) createSession(ctx context.Context, dir, name string, up drivers.Upload, pol policy) (uploadSession, error) {
+	if pol.Type != "" && pol.Type != "local" && pol.Type != "onedrive" {
+		return uploadSession{}, fmt.Errorf("storage policy %q: %w", pol.Type, drivers.ErrNotSupported)
 	}
 	modTime := up.ModTime
 	if modTime.IsZero() {
 		modTime = d.now()
 	}
 	var s uploadSession
-	body := map[string]any{"path": clean(parent.Path), "size": up.Size, "name": name, "policy_id": pol.ID,
+	body := map[string]any{"path": clean(dir), "size": up.Size, "name": name, "policy_id": pol.ID,
 		"last_modified": modTime.UnixMilli(), "mime_type": mime.TypeByExtension(path.Ext(name))}
-	if err := d.call(ctx, http.MethodPut, "/file/upload", body, nil, &s); err != nil {
-		return drivers.Object{}, fmt.Errorf("cloudreve: upload %s: %w", p, err)
+	if err := d.call(ctx, request{method: http.MethodPut, path: "/file/upload", json: body, out: &s}); err != nil {
+		return s, err
 	}
 	if s.SessionID == "" || (up.Size > 0 && s.ChunkSize <= 0) {
-		return drivers.Object{}, fmt.Errorf("cloudreve: upload %s: no session: %w", p, drivers.ErrUnavailable)
+		return s, fmt.Errorf("no upload session in the answer: %w", drivers.ErrUnavailable)
 	}
-	if len(s.UploadURLs) > 0 || pol.Type == "onedrive" {
-		err = d.sendOneDrive(ctx, up, s)
-	} else {
-		err = d.sendLocal(ctx, up, s)
-	}
-	if err != nil {
-		d.cancel(s.SessionID)
-		return drivers.Object{}, fmt.Errorf("cloudreve: upload %s: %w", p, err)
-	}
-	return d.find(ctx, parent.Path, name, false)
+	return s, nil
 }
 
 // sendLocal posts the chunks in order, each exactly chunkSize but the last;
 // a 0-byte file posts one empty chunk. The last chunk completes the file.
 func (d *Driver) sendLocal(ctx context.Context, up drivers.Upload, s uploadSession) error {
-	for i, off := 0, int64(0); off < up.Size || (i == 0 && up.Size == 0); i++ {
+	for i, off := 0, int64(0); i == 0 || off < up.Size; i++ {
 		n := min(s.ChunkSize, up.Size-off)
-		buf := make([]byte, n)
-		if _, err := io.ReadFull(io.NewSectionReader(up.Body, off, n), buf); err != nil {
-			return fmt.Errorf("reading chunk %d: %w", i, err)
-		}
-		if err := d.call(ctx, http.MethodPost, "/file/upload/"+url.PathEscape(s.SessionID)+"/"+strconv.Itoa(i), nil, buf, nil); err != nil {
+		rq := request{method: http.MethodPost, path: "/file/upload/" + url.PathEscape(s.SessionID) + "/" + itoa(i),
+			raw: io.NewSectionReader(up.Body, off, n)}
+		if err := d.call(ctx, rq); err != nil {
 			return fmt.Errorf("chunk %d: %w", i, err)
 		}
 		off += n
@@ -109,46 +206,97 @@ func (d *Driver) sendLocal(ctx context.Context, up drivers.Upload, s uploadSessi
 	return nil
 }
 
-// sendOneDrive PUTs byte ranges to the session's upload URL (no cookie:
-// the URL is the capability), then asks the server to finish.
+// oneDriveRetries is how many failed ranges an upload survives: after a
+// cut or a 5xx the upload URL says where to go on.
+const oneDriveRetries = 3
+
+// sendOneDrive PUTs byte ranges to the session's upload URL (without the
+// cookie: it is another host, and the URL is the capability), then asks
+// the server to finish.
 func (d *Driver) sendOneDrive(ctx context.Context, up drivers.Upload, s uploadSession) error {
 	if len(s.UploadURLs) == 0 {
-		return fmt.Errorf("no upload URL: %w", drivers.ErrUnavailable)
+		return fmt.Errorf("no upload URL in the answer: %w", drivers.ErrUnavailable)
 	}
-	for off := int64(0); off < up.Size; {
+	target := s.UploadURLs[0]
+	for off, retries := int64(0), 0; off < up.Size; {
 		n := min(s.ChunkSize, up.Size-off)
-		buf := make([]byte, n)
-		if _, err := io.ReadFull(io.NewSectionReader(up.Body, off, n), buf); err != nil {
-			return fmt.Errorf("reading range %d: %w", off, err)
+		err := d.putRange(ctx, target, up, off, n)
+		if err == nil {
+			off += n
+			continue
 		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodPut, s.UploadURLs[0], bytes.NewReader(buf))
-		if err != nil {
+		var he *httpError
+		if retries >= oneDriveRetries || ctx.Err() != nil || (errors.As(err, &he) && he.Status < 500 && he.Status != http.StatusRequestedRangeNotSatisfiable) {
 			return err
 		}
-		req.Header.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", off, off+n-1, up.Size))
-		resp, err := d.client.Do(req)
-		if err != nil {
-			return fmt.Errorf("range at %d: connection failed: %w", off, drivers.ErrUnavailable)
+		retries++
+		next, serr := d.oneDriveNext(ctx, target)
+		if serr != nil || next > up.Size {
+			return err
 		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusAccepted && resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("range at %d: HTTP %d: %w", off, resp.StatusCode, drivers.ErrUnavailable)
-		}
-		off += n
+		d.log.Info().Int64("offset", off).Int64("resume", next).Msg("cloudreve: a OneDrive range failed; resuming")
+		off = next
 	}
-	if err := d.call(ctx, http.MethodPost, "/callback/onedrive/finish/"+url.PathEscape(s.SessionID), map[string]any{}, nil, nil); err != nil {
+	rq := request{method: http.MethodPost, path: "/callback/onedrive/finish/" + url.PathEscape(s.SessionID), json: map[string]any{}}
+	if err := d.call(ctx, rq); err != nil {
 		return fmt.Errorf("finish: %w", err)
 	}
 	return nil
 }
 
+// putRange sends bytes [off, off+n) of up.
+func (d *Driver) putRange(ctx context.Context, target string, up drivers.Upload, off, n int64) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, target, nil)
+	if err != nil {
+		return errors.New("the upload URL is not a URL")
+	}
+	req.Body, req.ContentLength = io.NopCloser(io.NewSectionReader(up.Body, off, n)), n
+	req.Header.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", off, off+n-1, up.Size))
+	resp, err := d.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("range at %d: %w", off, transportErr(ctx, err))
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20)); err != nil {
+		return fmt.Errorf("range at %d: %w", off, transportErr(ctx, err))
+	}
+	if resp.StatusCode != http.StatusAccepted && resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("range at %d: %w", off, &httpError{Status: resp.StatusCode, RetryAfter: retryAfter(resp)})
+	}
+	return nil
+}
+
+// oneDriveNext asks the upload URL for the first byte it still expects
+// (Graph's nextExpectedRanges, "start-" or "start-end").
+func (d *Driver) oneDriveNext(ctx context.Context, target string) (int64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := d.client.Do(req)
+	if err != nil {
+		return 0, transportErr(ctx, err)
+	}
+	defer resp.Body.Close()
+	var st struct {
+		NextExpectedRanges []string `json:"nextExpectedRanges"`
+	}
+	if resp.StatusCode != http.StatusOK {
+		return 0, &httpError{Status: resp.StatusCode}
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&st); err != nil || len(st.NextExpectedRanges) == 0 {
+		return 0, errors.New("no nextExpectedRanges in the upload status")
+	}
+	start, _, _ := strings.Cut(st.NextExpectedRanges[0], "-")
+	return strconv.ParseInt(start, 10, 64)
+}
+
 // cancel deletes an upload session that will not complete; it runs even
 // when the request was cancelled.
-func (d *Driver) cancel(sid string) {
-	ctx, done := context.WithTimeout(context.Background(), 30*time.Second)
+func (d *Driver) cancel(ctx context.Context, sid string) {
+	ctx, done := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer done()
-	if err := d.call(ctx, http.MethodDelete, "/file/upload/"+url.PathEscape(sid), nil, nil, nil); err != nil {
-		d.log.Warn().Str("error", err.Error()).Msg("cloudreve: cancelling a failed upload")
+	if err := d.call(ctx, request{method: http.MethodDelete, path: "/file/upload/" + url.PathEscape(sid)}); err != nil {
+		d.log.Warn().Str("error", classify(err).Error()).Msg("cloudreve: a failed upload's session could not be deleted")
 	}
 }

@@ -5,6 +5,24 @@
 // chunks must come in order with exact lengths, copy takes one object,
 // uploads refuse existing names, and moving a folder into its own
 // descendant is accepted (and orphans it), as the real server does.
+//
+// Choices where neither document says (one strict reading each):
+//   - login reads exactly the keys "userName" and "Password" (capital P);
+//     a lowercase "password" is a missing password (40001). userName must
+//     look like an email (40001). Wrong credentials or a wrong TOTP code
+//     answer 40020.
+//   - files and folders are numbered by separate counters and encoded the
+//     same way, so a file and a folder often share an id string: a driver
+//     that confuses items and dirs acts on the wrong object.
+//   - move and copy act only on the objects whose parent is src_dir; the
+//     others are silently skipped and the answer is still 0 (the server's
+//     update is scoped by src_dir). A name taken in dst answers 40004.
+//   - listing a missing folder answers 40016; a missing file id 40044; an
+//     expired or wrong download signature 40005; acting on the root 40053.
+//   - the OneDrive finish callback needs no login (the session id is the
+//     capability), like the server's callback routes.
+//   - upload sessions live 24 h, download URLs 600 s, cookies 60 days, all
+//     on the fake's clock (SetClock, Advance).
 package cloudrevefake
 
 import (
@@ -21,6 +39,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // Codes of the real server (NOTES.md).
@@ -30,17 +49,26 @@ const (
 	CodeLoginRequired  = 401
 	CodeBadParams      = 40001
 	CodeExists         = 40004
-	CodeCredentials    = 40020
+	CodeBadSignature   = 40005
 	CodeSessionGone    = 40011
 	CodeChunkOrder     = 40012
 	CodeChunkLength    = 40013
 	CodeObjectNotFound = 40016
+	CodeCredentials    = 40020
 	CodePolicyMismatch = 40035
 	CodeNotFound       = 40044
 	CodeTooLarge       = 40049
 	CodeNoCapacity     = 40051
 	CodeBadName        = 40052
+	CodeRoot           = 40053
 	CodeUploadExists   = 40054
+)
+
+// Lifetimes the server uses.
+const (
+	LinkTTL    = 600 * time.Second
+	UploadTTL  = 24 * time.Hour
+	SessionTTL = 60 * 24 * time.Hour
 )
 
 // Policy is a storage policy of a folder.
@@ -60,10 +88,23 @@ type node struct {
 	date    time.Time
 	created time.Time
 	policy  *Policy // folders: the policy uploads into them use
+	owner   *user
+}
+
+type user struct {
+	email, password, totp string
+	root                  *node
+}
+
+type session struct {
+	u       *user
+	pending bool // waiting for /user/2fa
+	expires time.Time
 }
 
 type uploadSession struct {
 	id       string
+	owner    *user
 	parent   *node
 	name     string
 	size     int64
@@ -76,75 +117,154 @@ type uploadSession struct {
 	done     bool
 }
 
-// Fake is the server.
+// Fault is an injected failure of calls to one endpoint (a Calls key).
+type Fault struct {
+	Endpoint string
+	// Skip lets this many calls through first: Skip 2 fails the third
+	// chunk.
+	Skip int
+	// Times is how many calls fail after that (0 means 1).
+	Times int
+	// Status answers this HTTP status (a 5xx of a proxy in front of the
+	// server) instead of the server's answer.
+	Status int
+	// Code answers this JSON code with HTTP 200, as the server does.
+	Code int
+	// Cut runs the call, then breaks the connection half way through the
+	// answer: the change is made but the client does not learn it.
+	Cut bool
+	// Hold makes the call wait until the channel is closed, then answer
+	// normally (a slow server; tests use it to line callers up).
+	Hold <-chan struct{}
+}
+
+// Fake is the server, served by Handler. Calls and faults name endpoints:
+// login, 2fa, storage, list, mkdir, upload-session, chunk, cancel,
+// onedrive-put, onedrive-status (a GET on the upload URL), onedrive-finish,
+// download, dl (the signed URLs), move, copy, rename, delete, update.
 type Fake struct {
 	mu sync.Mutex
 
-	Now        func() time.Time
-	ChunkSize  int64 // local policy chunk size (the real default is 25 MiB)
-	QuotaBytes int64
+	clockMu sync.Mutex
+	clock   func() time.Time
 
+	// ChunkSize is the local policy's chunk size (the real default is
+	// 25 MiB); OneDrive sessions round it down to a multiple of 320 KiB.
+	// Set it before serving.
+	ChunkSize int64
+	// QuotaBytes is the total storage of each user; uploads beyond it
+	// answer 40051.
+	QuotaBytes int64
+	// MaxFileSize is the policies' max_size (0: no limit); larger uploads
+	// answer 40049. Set both before serving, or with SetLimits.
+	MaxFileSize int64
+
+	// User and Password are the default user's credentials; TOTPSecret,
+	// when set before the first login, makes the account ask for a second
+	// factor (code 203).
 	User, Password, TOTPSecret string
+	def                        *user
+	users                      []*user
 	baseURL                    string
 	key                        []byte
 
 	local, onedrive *Policy
-	root            *node
-	byID            map[string]*node // "f:<id>" and "d:<id>": separate id spaces
-	nextID          int
-	sessions        map[string]bool // cookie -> fully logged in
-	pending2FA      map[string]bool // cookie -> waiting for /user/2fa
+	files, dirs     map[string]*node // separate id spaces
+	nextFile        int
+	nextDir         int
+	sessions        map[string]*session // by cookie
 	uploads         map[string]*uploadSession
 	calls           map[string]int
-	faults          []*fault
+	faults          []*Fault
+	secrets         []string
 }
 
-type fault struct {
-	endpoint string
-	code     int // JSON code to answer; 0 with status set: HTTP status
-	status   int
-	count    int
-}
-
-// New makes a fake with one user and an empty drive using the local policy.
+// New makes a fake with one user (User, Password) and an empty drive
+// using the local policy.
 func New() *Fake {
 	f := &Fake{
-		Now: time.Now, ChunkSize: 1 << 20, QuotaBytes: 1 << 40,
+		clock: time.Now, ChunkSize: 1 << 20, QuotaBytes: 1 << 40,
 		User: "bridge@example.com", Password: "fake-password-1",
-		key:      make([]byte, 32),
-		byID:     map[string]*node{},
-		sessions: map[string]bool{}, pending2FA: map[string]bool{},
-		uploads: map[string]*uploadSession{}, calls: map[string]int{},
+		key:   make([]byte, 32),
+		files: map[string]*node{}, dirs: map[string]*node{},
+		sessions: map[string]*session{},
+		uploads:  map[string]*uploadSession{}, calls: map[string]int{},
 	}
 	rand.Read(f.key)
 	f.local = &Policy{ID: "z3hJ", Name: "Default storage policy", Type: "local"}
 	f.onedrive = &Policy{ID: "kVfW", Name: "OneDrive", Type: "onedrive"}
-	f.root = f.add(nil, "", true, nil)
-	f.root.policy = f.local
+	f.def = f.newUser("", "", "")
 	return f
 }
 
-// SetBaseURL tells the fake where it is served.
+func (f *Fake) newUser(email, password, totpSecret string) *user {
+	u := &user{email: email, password: password, totp: totpSecret}
+	u.root = f.add(nil, "", true, nil)
+	u.root.owner = u
+	u.root.policy = f.local
+	f.users = append(f.users, u)
+	return u
+}
+
+// AddUser adds another account with a drive of its own; totpSecret may
+// be empty.
+func (f *Fake) AddUser(email, password, totpSecret string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.newUser(email, password, totpSecret)
+}
+
+// SetClock replaces the fake's clock (tests move it to expire download
+// URLs, upload sessions and cookies, and to check TOTP codes).
+func (f *Fake) SetClock(now func() time.Time) {
+	f.clockMu.Lock()
+	f.clock = now
+	f.clockMu.Unlock()
+}
+
+// Advance moves the fake's clock forward by d from wherever it is.
+func (f *Fake) Advance(d time.Duration) {
+	f.clockMu.Lock()
+	t := f.clock().Add(d)
+	f.clock = func() time.Time { return t }
+	f.clockMu.Unlock()
+}
+
+func (f *Fake) now() time.Time {
+	f.clockMu.Lock()
+	defer f.clockMu.Unlock()
+	return f.clock()
+}
+
+// SetLimits changes the users' quota and the policies' max_size while the
+// fake is serving (0 max_size: no limit).
+func (f *Fake) SetLimits(quota, maxFileSize int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.QuotaBytes, f.MaxFileSize = quota, maxFileSize
+}
+
+// SetBaseURL tells the fake where it is served (for OneDrive upload URLs).
 func (f *Fake) SetBaseURL(u string) {
 	f.mu.Lock()
 	f.baseURL = strings.TrimSuffix(u, "/")
 	f.mu.Unlock()
 }
 
-// UseOneDrive makes uploads into the folder at p (and its new subfolders)
-// go through the OneDrive-style policy.
+// UseOneDrive makes uploads into the folder at p of the default user (and
+// into the subfolders made there later) go through the OneDrive-style
+// policy.
 func (f *Fake) UseOneDrive(p string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.mkdirAll(p).policy = f.onedrive
+	f.mkdirAll(f.def.root, p).policy = f.onedrive
 }
 
 // DropSessions forgets every login, as a server restart does.
 func (f *Fake) DropSessions() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.sessions = map[string]bool{}
-	f.pending2FA = map[string]bool{}
+	f.sessions = map[string]*session{}
 }
 
 // Calls returns how often each endpoint was called.
@@ -158,18 +278,49 @@ func (f *Fake) Calls() map[string]int {
 	return out
 }
 
-// FailCode makes the next count calls of endpoint answer a JSON code.
-func (f *Fake) FailCode(endpoint string, code, count int) {
+// Inject adds a fault; faults on one endpoint apply in the order given.
+func (f *Fake) Inject(ft Fault) {
+	if ft.Times <= 0 {
+		ft.Times = 1
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.faults = append(f.faults, &fault{endpoint: endpoint, code: code, count: count})
+	f.faults = append(f.faults, &ft)
+}
+
+// FailCode makes the next count calls of endpoint answer a JSON code.
+func (f *Fake) FailCode(endpoint string, code, count int) {
+	f.Inject(Fault{Endpoint: endpoint, Code: code, Times: count})
 }
 
 // FailHTTP makes the next count calls of endpoint answer an HTTP status.
 func (f *Fake) FailHTTP(endpoint string, status, count int) {
+	f.Inject(Fault{Endpoint: endpoint, Status: status, Times: count})
+}
+
+// Cut makes the next count calls of endpoint break the connection half
+// way through the answer.
+func (f *Fake) Cut(endpoint string, count int) {
+	f.Inject(Fault{Endpoint: endpoint, Cut: true, Times: count})
+}
+
+// Secrets returns every credential the fake knows or handed out
+// (passwords, TOTP secrets, cookies, download signatures), so tests can
+// check that none reaches a log.
+func (f *Fake) Secrets() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.faults = append(f.faults, &fault{endpoint: endpoint, status: status, count: count})
+	out := append([]string{f.Password}, f.secrets...)
+	if f.TOTPSecret != "" {
+		out = append(out, f.TOTPSecret)
+	}
+	for _, u := range f.users[1:] {
+		out = append(out, u.password)
+		if u.totp != "" {
+			out = append(out, u.totp)
+		}
+	}
+	return out
 }
 
 // OpenUploads counts upload sessions neither finished nor cancelled.
@@ -185,22 +336,23 @@ func (f *Fake) OpenUploads() int {
 	return n
 }
 
-// Put stores a file behind the driver's back, making folders as needed.
+// Put stores a file of the default user behind the driver's back, making
+// folders as needed.
 func (f *Fake) Put(p string, content []byte) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	dir := f.mkdirAll(path.Dir(p))
+	dir := f.mkdirAll(f.def.root, path.Dir(p))
 	if old := child(dir, path.Base(p), false); old != nil {
 		f.drop(old)
 	}
 	f.add(dir, path.Base(p), false, content)
 }
 
-// File returns the content of the file at p.
+// File returns the content of the default user's file at p.
 func (f *Fake) File(p string) ([]byte, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	dir := f.lookupDir(path.Dir(p))
+	dir := lookupDir(f.def.root, path.Dir(p))
 	if dir == nil {
 		return nil, false
 	}
@@ -211,14 +363,52 @@ func (f *Fake) File(p string) ([]byte, bool) {
 	return n.content, true
 }
 
+// Exists reports whether the default user has a file (dir false) or a
+// folder (dir true) at p, reachable from the root.
+func (f *Fake) Exists(p string, dir bool) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	parent := lookupDir(f.def.root, path.Dir(p))
+	return parent != nil && child(parent, path.Base(p), dir) != nil
+}
+
+// Orphans counts folders that exist but cannot be reached from their
+// owner's root (what moving a folder into its descendant leaves).
+func (f *Fake) Orphans() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, d := range f.dirs {
+		seen := map[*node]bool{}
+		cur := d
+		for cur.parent != nil && !seen[cur] {
+			seen[cur] = true
+			cur = cur.parent
+		}
+		if cur != cur.owner.root {
+			n++
+		}
+	}
+	return n
+}
+
 func (f *Fake) add(parent *node, name string, dir bool, content []byte) *node {
-	f.nextID++
-	n := &node{id: hashid(f.nextID), dir: dir, name: name, parent: parent, content: content, date: f.Now(), created: f.Now()}
+	now := f.now()
+	n := &node{dir: dir, name: name, parent: parent, content: content, date: now, created: now}
+	if dir {
+		f.nextDir++
+		n.id = hashid(f.nextDir)
+		f.dirs[n.id] = n
+	} else {
+		f.nextFile++
+		n.id = hashid(f.nextFile)
+		f.files[n.id] = n
+	}
 	if parent != nil {
 		parent.kids = append(parent.kids, n)
 		n.policy = parent.policy
+		n.owner = parent.owner
 	}
-	f.byID[key(n)] = n
 	return n
 }
 
@@ -232,13 +422,6 @@ func hashid(n int) string {
 	return s
 }
 
-func key(n *node) string {
-	if n.dir {
-		return "d:" + n.id
-	}
-	return "f:" + n.id
-}
-
 func child(dir *node, name string, isDir bool) *node {
 	for _, k := range dir.kids {
 		if k.name == name && k.dir == isDir {
@@ -248,8 +431,8 @@ func child(dir *node, name string, isDir bool) *node {
 	return nil
 }
 
-func (f *Fake) lookupDir(p string) *node {
-	cur := f.root
+func lookupDir(root *node, p string) *node {
+	cur := root
 	for _, seg := range strings.Split(p, "/") {
 		if seg == "" {
 			continue
@@ -262,8 +445,8 @@ func (f *Fake) lookupDir(p string) *node {
 	return cur
 }
 
-func (f *Fake) mkdirAll(p string) *node {
-	cur := f.root
+func (f *Fake) mkdirAll(root *node, p string) *node {
+	cur := root
 	for _, seg := range strings.Split(p, "/") {
 		if seg == "" {
 			continue
@@ -277,10 +460,7 @@ func (f *Fake) mkdirAll(p string) *node {
 	return cur
 }
 
-func (f *Fake) drop(n *node) {
-	for _, k := range append([]*node(nil), n.kids...) {
-		f.drop(k)
-	}
+func detach(n *node) {
 	if p := n.parent; p != nil {
 		for i, k := range p.kids {
 			if k == n {
@@ -289,7 +469,18 @@ func (f *Fake) drop(n *node) {
 			}
 		}
 	}
-	delete(f.byID, key(n))
+}
+
+func (f *Fake) drop(n *node) {
+	for _, k := range append([]*node(nil), n.kids...) {
+		f.drop(k)
+	}
+	detach(n)
+	if n.dir {
+		delete(f.dirs, n.id)
+	} else {
+		delete(f.files, n.id)
+	}
 }
 
 func pathOf(n *node) string {
@@ -299,10 +490,12 @@ func pathOf(n *node) string {
 	return path.Join(pathOf(n.parent), n.name)
 }
 
-func (f *Fake) used() int64 {
+func (f *Fake) used(u *user) int64 {
 	var total int64
-	for _, n := range f.byID {
-		total += int64(len(n.content))
+	for _, n := range f.files {
+		if n.owner == u {
+			total += int64(len(n.content))
+		}
 	}
 	return total
 }
@@ -310,11 +503,12 @@ func (f *Fake) used() int64 {
 // validName is the server's rule: none of \ ? * < " : > / | and no
 // trailing space (40052).
 func validName(name string) bool {
-	return name != "" && name != "." && name != ".." && !strings.ContainsAny(name, `\?*<":>/|`) && !strings.HasSuffix(name, " ")
+	return name != "" && name != "." && name != ".." && utf8.RuneCountInString(name) <= 255 &&
+		!strings.ContainsAny(name, `\?*<":>/|`) && !strings.HasSuffix(name, " ")
 }
 
 // ForbiddenNames are names the server refuses (for the conformance suite).
-var ForbiddenNames = []string{"a:b", "what?", "star*", "pipe|x", `quo"te`, "trailing "}
+var ForbiddenNames = []string{"a:b", "what?", "star*", "pipe|x", `quo"te`, "less<", "more>", `back\slash`, "trailing "}
 
 func (f *Fake) sign(k string, exp int64) string {
 	m := hmac.New(sha256.New, f.key)
@@ -351,6 +545,11 @@ func objectJSON(n *node) map[string]any {
 
 func sortedKids(n *node) []*node {
 	out := append([]*node(nil), n.kids...)
-	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].dir != out[j].dir {
+			return out[i].dir
+		}
+		return out[i].name < out[j].name
+	})
 	return out
 }

@@ -2,6 +2,7 @@ package cloudrevefake
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,6 +16,8 @@ import (
 )
 
 const cookieName = "cloudreve-session"
+
+type userKey struct{}
 
 // Handler serves the API under /api/v3, the OneDrive-style upload URLs
 // and the signed downloads.
@@ -31,7 +34,8 @@ func (f *Fake) Handler() http.Handler {
 	route("POST /api/v3/file/upload/{sid}/{index}", "chunk", f.authed(f.chunk))
 	route("DELETE /api/v3/file/upload/{sid}", "cancel", f.authed(f.cancel))
 	route("PUT /onedrive/upload/{sid}", "onedrive-put", f.onedrivePut)
-	route("POST /api/v3/callback/onedrive/finish/{sid}", "onedrive-finish", f.authed(f.onedriveFinish))
+	route("GET /onedrive/upload/{sid}", "onedrive-status", f.onedriveStatus)
+	route("POST /api/v3/callback/onedrive/finish/{sid}", "onedrive-finish", f.onedriveFinish)
 	route("PUT /api/v3/file/download/{id}", "download", f.authed(f.downloadURL))
 	route("GET /api/v3/file/download/{key}", "dl", f.serveFile)
 	route("PATCH /api/v3/object", "move", f.authed(f.move))
@@ -42,30 +46,60 @@ func (f *Fake) Handler() http.Handler {
 	return mux
 }
 
+// counted counts calls and applies injected faults.
 func (f *Fake) counted(name string, h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		f.calls[name]++
-		var hit *fault
+		var hit *Fault
 		for _, ft := range f.faults {
-			if ft.endpoint == name && ft.count > 0 {
-				ft.count--
-				hit = ft
+			if ft.Endpoint != name || ft.Times <= 0 {
+				continue
+			}
+			if ft.Skip > 0 {
+				ft.Skip--
 				break
 			}
+			ft.Times--
+			hit = ft
+			break
 		}
 		f.mu.Unlock()
-		if hit != nil {
-			io.Copy(io.Discard, r.Body)
-			if hit.status != 0 {
-				http.Error(w, "injected failure", hit.status)
-			} else {
-				reply(w, hit.code, nil, "injected failure")
+		switch {
+		case hit == nil:
+			h(w, r)
+		case hit.Hold != nil:
+			select {
+			case <-hit.Hold:
+				h(w, r)
+			case <-r.Context().Done():
 			}
-			return
+		case hit.Cut:
+			h(&cutWriter{ResponseWriter: w}, r)
+		case hit.Status != 0:
+			io.Copy(io.Discard, r.Body)
+			http.Error(w, "injected failure", hit.Status)
+		default:
+			io.Copy(io.Discard, r.Body)
+			reply(w, hit.Code, nil, "injected failure")
 		}
-		h(w, r)
 	})
+}
+
+// cutWriter sends half of the first write, then breaks the connection.
+type cutWriter struct {
+	http.ResponseWriter
+	wrote bool
+}
+
+func (c *cutWriter) Write(p []byte) (int, error) {
+	if !c.wrote {
+		c.wrote = true
+		c.ResponseWriter.Write(p[:len(p)/2])
+		http.NewResponseController(c.ResponseWriter).Flush()
+		panic(http.ErrAbortHandler)
+	}
+	return c.ResponseWriter.Write(p)
 }
 
 // authed requires a logged-in session cookie: {"code":401} otherwise.
@@ -73,22 +107,27 @@ func (f *Fake) authed(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		c, err := r.Cookie(cookieName)
 		f.mu.Lock()
-		ok := err == nil && f.sessions[c.Value]
+		var u *user
+		if err == nil {
+			if s, ok := f.sessions[c.Value]; ok && !s.pending && f.now().Before(s.expires) {
+				u = s.u
+			}
+		}
 		f.mu.Unlock()
-		if !ok {
+		if u == nil {
+			io.Copy(io.Discard, r.Body)
 			reply(w, CodeLoginRequired, nil, "Login required")
 			return
 		}
-		h(w, r)
+		h(w, r.WithContext(context.WithValue(r.Context(), userKey{}, u)))
 	}
 }
 
-// decodeJSON reads a JSON body; the server takes JSON only.
+func userOf(r *http.Request) *user { return r.Context().Value(userKey{}).(*user) }
+
+// decodeJSON reads a JSON body, as the server's binding does (it ignores
+// Content-Type: a form body simply fails to parse).
 func decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
-	if !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
-		reply(w, CodeBadParams, nil, "JSON body expected")
-		return false
-	}
 	if err := json.NewDecoder(r.Body).Decode(v); err != nil {
 		reply(w, CodeBadParams, nil, "Bad request body")
 		return false
@@ -96,42 +135,58 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 	return true
 }
 
-func (f *Fake) userJSON() map[string]any {
-	return map[string]any{"id": "l6hY", "user_name": f.User, "nickname": "bridge", "anonymous": false}
+func userJSON(email string) map[string]any {
+	return map[string]any{"id": "l6hY", "user_name": email, "nickname": "bridge", "status": 0,
+		"anonymous": false, "group": map[string]any{"id": 1, "name": "Admin"}, "tags": []string{}}
 }
 
-func (f *Fake) newCookie(w http.ResponseWriter, pending bool) {
-	v := randomID()
-	if pending {
-		f.pending2FA[v] = true
-	} else {
-		f.sessions[v] = true
+// credentials returns a user's email, password and TOTP secret; the
+// default user's live in the exported fields.
+func (f *Fake) credentials(u *user) (string, string, string) {
+	if u == f.def {
+		return f.User, f.Password, f.TOTPSecret
 	}
-	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: v, Path: "/", HttpOnly: true, Expires: f.Now().Add(60 * 24 * time.Hour)})
+	return u.email, u.password, u.totp
+}
+
+func (f *Fake) newCookie(w http.ResponseWriter, u *user, pending bool) {
+	v := randomID()
+	exp := f.now().Add(SessionTTL)
+	f.sessions[v] = &session{u: u, pending: pending, expires: exp}
+	f.secrets = append(f.secrets, v)
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: v, Path: "/", HttpOnly: true, Expires: exp})
 }
 
 func (f *Fake) login(w http.ResponseWriter, r *http.Request) {
-	var body struct {
-		UserName    string `json:"userName"`
-		Password    string `json:"Password"` // capital P, as the server reads it
-		CaptchaCode string `json:"captchaCode"`
-	}
+	// Exact keys: the server's field is "Password" with a capital P.
+	var body map[string]json.RawMessage
 	if !decodeJSON(w, r, &body) {
+		return
+	}
+	var name, pass string
+	okName := json.Unmarshal(body["userName"], &name) == nil && strings.Contains(name, "@")
+	okPass := json.Unmarshal(body["Password"], &pass) == nil && len(pass) >= 4 && len(pass) <= 64
+	if !okName || !okPass {
+		reply(w, CodeBadParams, nil, "Parameter error")
 		return
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if body.UserName != f.User || body.Password != f.Password {
-		reply(w, CodeCredentials, nil, "Wrong password or email address")
+	for _, u := range f.users {
+		email, password, secret := f.credentials(u)
+		if email != name || password != pass {
+			continue
+		}
+		if secret != "" {
+			f.newCookie(w, u, true)
+			reply(w, CodeTwoFactor, nil, "2FA code required")
+			return
+		}
+		f.newCookie(w, u, false)
+		reply(w, CodeOK, userJSON(email), "")
 		return
 	}
-	if f.TOTPSecret != "" {
-		f.newCookie(w, true)
-		reply(w, CodeTwoFactor, nil, "2FA code required")
-		return
-	}
-	f.newCookie(w, false)
-	reply(w, CodeOK, f.userJSON(), "")
+	reply(w, CodeCredentials, nil, "Wrong password or email address")
 }
 
 func (f *Fake) twoFactor(w http.ResponseWriter, r *http.Request) {
@@ -144,42 +199,49 @@ func (f *Fake) twoFactor(w http.ResponseWriter, r *http.Request) {
 	c, err := r.Cookie(cookieName)
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err != nil || !f.pending2FA[c.Value] {
+	var s *session
+	if err == nil {
+		s = f.sessions[c.Value]
+	}
+	if s == nil || !s.pending {
 		reply(w, CodeLoginRequired, nil, "Login required")
 		return
 	}
-	good, _ := totp.ValidateCustom(body.Code, f.TOTPSecret, f.Now(), totp.ValidateOpts{Period: 30, Skew: 1, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
+	email, _, secret := f.credentials(s.u)
+	good, _ := totp.ValidateCustom(body.Code, secret, f.now(), totp.ValidateOpts{Period: 30, Skew: 1, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
 	if !good {
 		reply(w, CodeCredentials, nil, "Incorrect 2FA code")
 		return
 	}
-	delete(f.pending2FA, c.Value)
-	f.sessions[c.Value] = true
-	reply(w, CodeOK, f.userJSON(), "")
+	s.pending = false
+	reply(w, CodeOK, userJSON(email), "")
 }
 
 func (f *Fake) storage(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
-	used := f.used()
+	used, total := f.used(userOf(r)), f.QuotaBytes
 	f.mu.Unlock()
-	reply(w, CodeOK, map[string]any{"used": used, "free": f.QuotaBytes - used, "total": f.QuotaBytes}, "")
+	reply(w, CodeOK, map[string]any{"used": used, "free": max(0, total-used), "total": total}, "")
+}
+
+func (f *Fake) policyJSON(p *Policy) map[string]any {
+	return map[string]any{"id": p.ID, "name": p.Name, "type": p.Type, "max_size": f.MaxFileSize, "file_type": []string{}}
 }
 
 func (f *Fake) list(w http.ResponseWriter, r *http.Request) {
 	p := "/" + r.PathValue("path")
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	dir := f.lookupDir(p)
+	dir := lookupDir(userOf(r).root, p)
 	if dir == nil {
-		reply(w, CodeNotFound, nil, "Path not exist")
+		reply(w, CodeObjectNotFound, nil, "Path not exist")
 		return
 	}
 	objs := []any{}
 	for _, k := range sortedKids(dir) {
 		objs = append(objs, objectJSON(k))
 	}
-	reply(w, CodeOK, map[string]any{"parent": dir.id, "objects": objs, "policy": map[string]any{
-		"id": dir.policy.ID, "name": dir.policy.Name, "type": dir.policy.Type, "max_size": 0, "file_type": []string{}}}, "")
+	reply(w, CodeOK, map[string]any{"parent": dir.id, "objects": objs, "policy": f.policyJSON(dir.policy)}, "")
 }
 
 func (f *Fake) mkdir(w http.ResponseWriter, r *http.Request) {
@@ -187,6 +249,10 @@ func (f *Fake) mkdir(w http.ResponseWriter, r *http.Request) {
 		Path string `json:"path"`
 	}
 	if !decodeJSON(w, r, &body) {
+		return
+	}
+	if !strings.HasPrefix(body.Path, "/") {
+		reply(w, CodeBadParams, nil, "Parameter error")
 		return
 	}
 	for _, seg := range strings.Split(body.Path, "/") {
@@ -197,14 +263,14 @@ func (f *Fake) mkdir(w http.ResponseWriter, r *http.Request) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.mkdirAll(body.Path) // mkdir -p: an existing folder is fine
+	f.mkdirAll(userOf(r).root, body.Path) // mkdir -p: an existing folder is fine
 	reply(w, CodeOK, nil, "")
 }
 
 func (f *Fake) createUpload(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		Path         string `json:"path"`
-		Size         int64  `json:"size"`
+		Size         *int64 `json:"size"`
 		Name         string `json:"name"`
 		PolicyID     string `json:"policy_id"`
 		LastModified int64  `json:"last_modified"`
@@ -213,10 +279,14 @@ func (f *Fake) createUpload(w http.ResponseWriter, r *http.Request) {
 	if !decodeJSON(w, r, &body) {
 		return
 	}
+	u := userOf(r)
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	dir := f.lookupDir(body.Path)
+	dir := lookupDir(u.root, body.Path)
 	switch {
+	case body.Size == nil || *body.Size < 0 || body.Path == "" || body.PolicyID == "":
+		reply(w, CodeBadParams, nil, "Parameter error")
+		return
 	case !validName(body.Name):
 		reply(w, CodeBadName, nil, "Invalid object name")
 		return
@@ -226,32 +296,32 @@ func (f *Fake) createUpload(w http.ResponseWriter, r *http.Request) {
 	case body.PolicyID != dir.policy.ID:
 		reply(w, CodePolicyMismatch, nil, "Policy not match")
 		return
+	case f.MaxFileSize > 0 && *body.Size > f.MaxFileSize:
+		reply(w, CodeTooLarge, nil, "File too large")
+		return
+	case f.used(u)+*body.Size > f.QuotaBytes:
+		reply(w, CodeNoCapacity, nil, "Insufficient capacity")
+		return
 	case child(dir, body.Name, false) != nil:
 		reply(w, CodeExists, nil, "Object existed")
 		return
-	case body.Size < 0:
-		reply(w, CodeBadParams, nil, "Bad size")
-		return
-	case f.used()+body.Size > f.QuotaBytes:
-		reply(w, CodeNoCapacity, nil, "Insufficient capacity")
-		return
 	}
-	for _, u := range f.uploads {
-		if !u.done && u.parent == dir && u.name == body.Name {
+	for _, s := range f.uploads {
+		if !s.done && s.parent == dir && s.name == body.Name && f.now().Before(s.expires) {
 			reply(w, CodeUploadExists, nil, "Upload session for this name exists")
 			return
 		}
 	}
-	u := &uploadSession{id: randomID(), parent: dir, name: body.Name, size: body.Size, policy: dir.policy,
-		date: time.UnixMilli(body.LastModified), expires: f.Now().Add(time.Hour)}
+	s := &uploadSession{id: randomID(), owner: u, parent: dir, name: body.Name, size: *body.Size, policy: dir.policy,
+		date: time.UnixMilli(body.LastModified), expires: f.now().Add(UploadTTL)}
 	if body.LastModified <= 0 {
-		u.date = f.Now()
+		s.date = f.now()
 	}
-	f.uploads[u.id] = u
-	data := map[string]any{"sessionID": u.id, "chunkSize": f.ChunkSize, "expires": u.expires.Unix()}
+	f.uploads[s.id] = s
+	data := map[string]any{"sessionID": s.id, "chunkSize": f.ChunkSize, "expires": s.expires.Unix()}
 	if dir.policy.Type == "onedrive" {
 		data["chunkSize"] = f.onedriveChunk()
-		data["uploadURLs"] = []string{f.baseURL + "/onedrive/upload/" + u.id}
+		data["uploadURLs"] = []string{f.baseURL + "/onedrive/upload/" + s.id}
 	}
 	reply(w, CodeOK, data, "")
 }
@@ -263,20 +333,31 @@ func (f *Fake) onedriveChunk() int64 {
 	return max(unit, f.ChunkSize/unit*unit)
 }
 
-func (f *Fake) liveUpload(w http.ResponseWriter, sid string) *uploadSession {
-	u, ok := f.uploads[sid]
-	if !ok || u.done || f.Now().After(u.expires) {
+// liveUpload finds an open session of owner (nil: any owner).
+func (f *Fake) liveUpload(w http.ResponseWriter, sid string, owner *user) *uploadSession {
+	s, ok := f.uploads[sid]
+	if !ok || s.done || !f.now().Before(s.expires) || (owner != nil && s.owner != owner) {
 		reply(w, CodeSessionGone, nil, "Upload session expired or not exist")
 		return nil
 	}
-	return u
+	return s
 }
 
-func (f *Fake) finish(u *uploadSession) *node {
-	u.done = true
-	n := f.add(u.parent, u.name, false, u.data)
-	n.date = u.date
-	return n
+// finish creates the uploaded file, unless its folder was removed or the
+// name taken meanwhile.
+func (f *Fake) finish(w http.ResponseWriter, s *uploadSession) {
+	s.done = true
+	if _, ok := f.dirs[s.parent.id]; !ok {
+		reply(w, CodeObjectNotFound, nil, "Parent folder not exist")
+		return
+	}
+	if child(s.parent, s.name, false) != nil {
+		reply(w, CodeExists, nil, "Object existed")
+		return
+	}
+	n := f.add(s.parent, s.name, false, s.data)
+	n.date = s.date
+	reply(w, CodeOK, nil, "")
 }
 
 func (f *Fake) chunk(w http.ResponseWriter, r *http.Request) {
@@ -287,27 +368,28 @@ func (f *Fake) chunk(w http.ResponseWriter, r *http.Request) {
 	index, err := strconv.Atoi(r.PathValue("index"))
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	u := f.liveUpload(w, r.PathValue("sid"))
-	if u == nil {
+	s := f.liveUpload(w, r.PathValue("sid"), userOf(r))
+	if s == nil {
 		return
 	}
-	if u.policy.Type != "local" {
+	if s.policy.Type != "local" {
 		reply(w, CodePolicyMismatch, nil, "Policy not match")
 		return
 	}
-	if err != nil || index != u.next {
-		reply(w, CodeChunkOrder, nil, fmt.Sprintf("Chunk index %d out of order, expect %d", index, u.next))
+	if err != nil || index != s.next {
+		reply(w, CodeChunkOrder, nil, fmt.Sprintf("Chunk index %d out of order, expect %d", index, s.next))
 		return
 	}
-	want := min(f.ChunkSize, u.size-int64(len(u.data)))
+	want := min(f.ChunkSize, s.size-int64(len(s.data)))
 	if int64(len(data)) != want {
 		reply(w, CodeChunkLength, nil, fmt.Sprintf("Chunk size mismatch: want %d, got %d", want, len(data)))
 		return
 	}
-	u.data = append(u.data, data...)
-	u.next++
-	if int64(len(u.data)) == u.size {
-		f.finish(u) // the last chunk completes the file
+	s.data = append(s.data, data...)
+	s.next++
+	if int64(len(s.data)) == s.size {
+		f.finish(w, s) // the last chunk completes the file
+		return
 	}
 	reply(w, CodeOK, nil, "")
 }
@@ -315,15 +397,16 @@ func (f *Fake) chunk(w http.ResponseWriter, r *http.Request) {
 func (f *Fake) cancel(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if u := f.liveUpload(w, r.PathValue("sid")); u != nil {
-		u.done = true
+	if s := f.liveUpload(w, r.PathValue("sid"), userOf(r)); s != nil {
+		s.done = true
 		reply(w, CodeOK, nil, "")
 	}
 }
 
 // onedrivePut takes one byte range of an upload session, as Graph does:
 // Content-Range "bytes a-b/total", in order, a multiple of 320 KiB but the
-// last; 202 until complete, then 201.
+// last; 202 until complete, then 201. It needs no cookie: the URL is the
+// capability.
 func (f *Fake) onedrivePut(w http.ResponseWriter, r *http.Request) {
 	data, err := io.ReadAll(r.Body)
 	if err != nil {
@@ -331,81 +414,118 @@ func (f *Fake) onedrivePut(w http.ResponseWriter, r *http.Request) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	u, ok := f.uploads[r.PathValue("sid")]
-	if !ok || u.done || u.policy.Type != "onedrive" {
-		http.Error(w, `{"error":{"code":"itemNotFound"}}`, http.StatusNotFound)
+	s, ok := f.uploads[r.PathValue("sid")]
+	w.Header().Set("Content-Type", "application/json")
+	if !ok || s.done || s.policy.Type != "onedrive" || !f.now().Before(s.expires) {
+		w.WriteHeader(http.StatusNotFound)
+		fmt.Fprint(w, `{"error":{"code":"itemNotFound","message":"The upload session was not found"}}`)
+		return
+	}
+	if r.Header.Get("Cookie") != "" {
+		// Graph is another host: a client sending the Cloudreve cookie there
+		// leaks it. Refuse, so tests catch it.
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprint(w, `{"error":{"code":"invalidRequest","message":"unexpected cookie"}}`)
 		return
 	}
 	var a, b, total int64
 	if _, err := fmt.Sscanf(r.Header.Get("Content-Range"), "bytes %d-%d/%d", &a, &b, &total); err != nil ||
-		total != u.size || a != u.received || b-a+1 != int64(len(data)) {
+		total != s.size || a != s.received || b-a+1 != int64(len(data)) {
 		w.WriteHeader(http.StatusRequestedRangeNotSatisfiable)
-		fmt.Fprintf(w, `{"error":{"code":"invalidRange"},"nextExpectedRanges":["%d-"]}`, u.received)
+		fmt.Fprintf(w, `{"error":{"code":"invalidRange"},"nextExpectedRanges":["%d-"]}`, s.received)
 		return
 	}
-	last := b+1 == u.size
+	last := b+1 == s.size
 	if !last && int64(len(data))%(320<<10) != 0 {
-		http.Error(w, `{"error":{"code":"invalidRequest","message":"fragment not a multiple of 320 KiB"}}`, http.StatusBadRequest)
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprint(w, `{"error":{"code":"invalidRequest","message":"fragment not a multiple of 320 KiB"}}`)
 		return
 	}
-	u.data = append(u.data, data...)
-	u.received += int64(len(data))
-	w.Header().Set("Content-Type", "application/json")
+	s.data = append(s.data, data...)
+	s.received += int64(len(data))
 	if last {
 		w.WriteHeader(http.StatusCreated)
 		fmt.Fprint(w, `{"id":"onedrive-item"}`)
 		return
 	}
 	w.WriteHeader(http.StatusAccepted)
-	fmt.Fprintf(w, `{"nextExpectedRanges":["%d-"]}`, u.received)
+	fmt.Fprintf(w, `{"nextExpectedRanges":["%d-"]}`, s.received)
 }
 
-func (f *Fake) onedriveFinish(w http.ResponseWriter, r *http.Request) {
+// onedriveStatus tells where an upload session stands, as Graph does for
+// a GET on the upload URL: the next expected byte.
+func (f *Fake) onedriveStatus(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	u := f.liveUpload(w, r.PathValue("sid"))
-	if u == nil {
+	s, ok := f.uploads[r.PathValue("sid")]
+	w.Header().Set("Content-Type", "application/json")
+	if !ok || s.done || s.policy.Type != "onedrive" || !f.now().Before(s.expires) {
+		w.WriteHeader(http.StatusNotFound)
+		fmt.Fprint(w, `{"error":{"code":"itemNotFound","message":"The upload session was not found"}}`)
 		return
 	}
-	if u.received != u.size {
-		reply(w, CodeBadParams, nil, "Upload not complete")
+	fmt.Fprintf(w, `{"expirationDateTime":%q,"nextExpectedRanges":["%d-"]}`, s.expires.UTC().Format(time.RFC3339), s.received)
+}
+
+// onedriveFinish is the callback that makes the file once every byte is
+// at OneDrive; a 0-byte file needs no PUT at all.
+func (f *Fake) onedriveFinish(w http.ResponseWriter, r *http.Request) {
+	io.Copy(io.Discard, r.Body)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s := f.liveUpload(w, r.PathValue("sid"), nil)
+	if s == nil {
 		return
 	}
-	f.finish(u)
-	reply(w, CodeOK, nil, "")
+	if s.policy.Type != "onedrive" {
+		reply(w, CodePolicyMismatch, nil, "Policy not match")
+		return
+	}
+	if s.received != s.size {
+		reply(w, CodeBadParams, nil, "Uploaded file size does not match")
+		return
+	}
+	f.finish(w, s)
 }
 
 func (f *Fake) downloadURL(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	n, ok := f.byID["f:"+r.PathValue("id")]
-	if !ok {
+	n, ok := f.files[r.PathValue("id")]
+	if !ok || n.owner != userOf(r) {
 		reply(w, CodeNotFound, nil, "File not exist")
 		return
 	}
-	exp := f.Now().Add(600 * time.Second).Unix()
+	exp := f.now().Add(LinkTTL).Unix()
 	k := n.id + "." + strconv.FormatInt(exp, 10)
-	reply(w, CodeOK, "/api/v3/file/download/"+k+"?sign="+f.sign(k, exp), "")
+	sig := f.sign(k, exp)
+	f.secrets = append(f.secrets, sig)
+	reply(w, CodeOK, "/api/v3/file/download/"+k+"?sign="+sig, "")
 }
 
+// serveFile serves a signed URL: no cookie, Range as http.ServeContent
+// does it (suffix ranges, 416).
 func (f *Fake) serveFile(w http.ResponseWriter, r *http.Request) {
 	k := r.PathValue("key")
 	id, expText, _ := strings.Cut(k, ".")
 	exp, _ := strconv.ParseInt(expText, 10, 64)
 	f.mu.Lock()
-	n, ok := f.byID["f:"+id]
-	good := ok && r.URL.Query().Get("sign") == f.sign(k, exp) && f.Now().Unix() <= exp
+	n, ok := f.files[id]
+	good := ok && hmacEqual(r.URL.Query().Get("sign"), f.sign(k, exp)) && f.now().Unix() <= exp
 	var content []byte
 	if ok {
 		content = n.content
 	}
 	f.mu.Unlock()
 	if !good {
-		reply(w, CodeCredentials, nil, "Signature expired or invalid")
+		reply(w, CodeBadSignature, nil, "Signature expired or invalid")
 		return
 	}
+	w.Header().Set("Content-Type", "application/octet-stream")
 	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(content))
 }
+
+func hmacEqual(a, b string) bool { return a != "" && a == b }
 
 // srcList is the {items, dirs} of object calls.
 type srcList struct {
@@ -413,23 +533,28 @@ type srcList struct {
 	Dirs  []string `json:"dirs"`
 }
 
-func (f *Fake) objects(s srcList) ([]*node, bool) {
+// objects resolves ids of u; code is non-zero when one is missing or is
+// the root.
+func (f *Fake) objects(u *user, s srcList) ([]*node, int) {
 	var out []*node
 	for _, id := range s.Items {
-		n, ok := f.byID["f:"+id]
-		if !ok {
-			return nil, false
+		n, ok := f.files[id]
+		if !ok || n.owner != u {
+			return nil, CodeObjectNotFound
 		}
 		out = append(out, n)
 	}
 	for _, id := range s.Dirs {
-		n, ok := f.byID["d:"+id]
-		if !ok || n == f.root {
-			return nil, false
+		n, ok := f.dirs[id]
+		if !ok || n.owner != u {
+			return nil, CodeObjectNotFound
+		}
+		if n == u.root {
+			return nil, CodeRoot
 		}
 		out = append(out, n)
 	}
-	return out, true
+	return out, 0
 }
 
 func (f *Fake) moveOrCopy(w http.ResponseWriter, r *http.Request, isCopy bool) {
@@ -442,44 +567,50 @@ func (f *Fake) moveOrCopy(w http.ResponseWriter, r *http.Request, isCopy bool) {
 	if !decodeJSON(w, r, &body) {
 		return
 	}
+	u := userOf(r)
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	objs, ok := f.objects(body.Src)
-	srcDir, dst := f.lookupDir(body.SrcDir), f.lookupDir(body.Dst)
-	if !ok || srcDir == nil || dst == nil || len(objs) == 0 {
-		reply(w, CodeObjectNotFound, nil, "Object not exist")
+	if (!isCopy && body.Action != "move") || body.SrcDir == "" || body.Dst == "" {
+		reply(w, CodeBadParams, nil, "Parameter error")
 		return
 	}
-	if isCopy && len(objs) != 1 {
+	objs, code := f.objects(u, body.Src)
+	srcDir, dst := lookupDir(u.root, body.SrcDir), lookupDir(u.root, body.Dst)
+	switch {
+	case code != 0:
+		reply(w, code, nil, "Object not exist")
+		return
+	case srcDir == nil || dst == nil:
+		reply(w, CodeObjectNotFound, nil, "Path not exist")
+		return
+	case len(objs) == 0 || (isCopy && len(objs) != 1):
 		reply(w, CodeBadParams, nil, "Only one object can be copied at a time")
 		return
 	}
+	// Like the server's update, scoped by src_dir: objects elsewhere are
+	// skipped without a word.
+	var act []*node
 	for _, n := range objs {
 		if n.parent != srcDir {
-			reply(w, CodeObjectNotFound, nil, "Object not exist in src_dir")
-			return
+			continue
 		}
 		if child(dst, n.name, n.dir) != nil {
 			reply(w, CodeExists, nil, "Object existed")
 			return
 		}
+		act = append(act, n)
 	}
-	for _, n := range objs {
+	for _, n := range act {
 		if isCopy {
 			f.copyNode(n, dst)
 			continue
 		}
-		// Like the real server: no check for a folder moved into its own
-		// descendant, which leaves it unreachable.
-		for i, k := range n.parent.kids {
-			if k == n {
-				n.parent.kids = append(n.parent.kids[:i], n.parent.kids[i+1:]...)
-				break
-			}
-		}
+		// No check for a folder moved into its own descendant, which
+		// leaves it unreachable, as on the server.
+		detach(n)
 		n.parent = dst
 		dst.kids = append(dst.kids, n)
-		n.date = f.Now()
+		n.date = f.now()
 	}
 	reply(w, CodeOK, nil, "")
 }
@@ -508,17 +639,19 @@ func (f *Fake) rename(w http.ResponseWriter, r *http.Request) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	objs, ok := f.objects(body.Src)
+	objs, code := f.objects(userOf(r), body.Src)
 	switch {
-	case body.Action != "rename" || !ok || len(objs) != 1:
-		reply(w, CodeObjectNotFound, nil, "Object not exist")
+	case body.Action != "rename" || (code == 0 && len(objs) != 1):
+		reply(w, CodeBadParams, nil, "Parameter error")
+	case code != 0:
+		reply(w, code, nil, "Object not exist")
 	case !validName(body.NewName):
 		reply(w, CodeBadName, nil, "Invalid object name")
 	case child(objs[0].parent, body.NewName, objs[0].dir) != nil:
 		reply(w, CodeExists, nil, "Object existed")
 	default:
 		objs[0].name = body.NewName
-		objs[0].date = f.Now()
+		objs[0].date = f.now()
 		reply(w, CodeOK, nil, "")
 	}
 }
@@ -528,15 +661,22 @@ func (f *Fake) remove(w http.ResponseWriter, r *http.Request) {
 	if !decodeJSON(w, r, &body) {
 		return
 	}
+	u := userOf(r)
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	for _, id := range body.Dirs {
+		if n, ok := f.dirs[id]; ok && n == u.root {
+			reply(w, CodeRoot, nil, "Root folder cannot be deleted")
+			return
+		}
+	}
 	for _, id := range body.Items {
-		if n, ok := f.byID["f:"+id]; ok {
+		if n, ok := f.files[id]; ok && n.owner == u {
 			f.drop(n)
 		}
 	}
 	for _, id := range body.Dirs {
-		if n, ok := f.byID["d:"+id]; ok && n != f.root {
+		if n, ok := f.dirs[id]; ok && n.owner == u {
 			f.drop(n)
 		}
 	}
@@ -548,13 +688,17 @@ func (f *Fake) update(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return
 	}
+	u := userOf(r)
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	n, ok := f.byID["f:"+r.PathValue("id")]
-	if !ok {
+	n, ok := f.files[r.PathValue("id")]
+	switch {
+	case !ok || n.owner != u:
 		reply(w, CodeNotFound, nil, "File not exist")
-		return
+	case f.used(u)-int64(len(n.content))+int64(len(data)) > f.QuotaBytes:
+		reply(w, CodeNoCapacity, nil, "Insufficient capacity")
+	default:
+		n.content, n.date = data, f.now()
+		reply(w, CodeOK, nil, "")
 	}
-	n.content, n.date = data, f.Now()
-	reply(w, CodeOK, nil, "")
 }

@@ -1,0 +1,357 @@
+package cloudreve
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pquerna/otp/totp"
+
+	"bridge/auth"
+	"bridge/drivers"
+)
+
+const cookieName = "cloudreve-session"
+
+// loginBackoff is how long a refused login (wrong password, missing
+// second factor) is answered from memory instead of asking the server
+// again, so a broken mount does not hammer the login endpoint.
+const loginBackoff = time.Minute
+
+// apiError is an answer whose JSON code is not 0.
+type apiError struct {
+	Code int
+	Msg  string
+}
+
+func (e *apiError) Error() string { return fmt.Sprintf("code %d (%s)", e.Code, e.Msg) }
+
+// httpError is an answer that is not the server's JSON: a proxy's 5xx or
+// 429, or a OneDrive upload URL refusing a range.
+type httpError struct {
+	Status     int
+	RetryAfter time.Duration
+}
+
+func (e *httpError) Error() string { return fmt.Sprintf("HTTP %d", e.Status) }
+
+// transportError is a connection that failed or broke mid-answer. It keeps
+// the cause without the URL, which may be a capability (upload URLs).
+type transportError struct{ err error }
+
+func (e *transportError) Error() string { return "connection failed: " + e.err.Error() }
+
+// classify maps everything that can go wrong onto the contract's kinds;
+// it is the one place that knows the server's codes. Errors that already
+// carry a kind, and cancellations, pass unchanged.
+func classify(err error) error {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	for _, kind := range []error{drivers.ErrNotFound, drivers.ErrExist, drivers.ErrPermission, drivers.ErrQuota,
+		drivers.ErrTooLarge, drivers.ErrInvalidName, drivers.ErrNotSupported, drivers.ErrRateLimited,
+		drivers.ErrAuthExpired, drivers.ErrUnavailable} {
+		if errors.Is(err, kind) {
+			return err
+		}
+	}
+	var (
+		ae *apiError
+		he *httpError
+	)
+	switch {
+	case errors.As(err, &ae):
+		var kind error
+		switch ae.Code {
+		case 401, 203, 40005, 40020:
+			kind = drivers.ErrAuthExpired
+		case 409, 40004, 40054:
+			kind = drivers.ErrExist
+		case 404, 40016, 40044:
+			kind = drivers.ErrNotFound
+		case 403, 40006, 40007, 40053:
+			kind = drivers.ErrPermission
+		case 40049:
+			kind = drivers.ErrTooLarge
+		case 40051:
+			kind = drivers.ErrQuota
+		case 40052:
+			kind = drivers.ErrInvalidName
+		default: // 40001, 40011-40013, 40035, 5xxxx: nothing the client can fix
+			kind = drivers.ErrUnavailable
+		}
+		return fmt.Errorf("%w: %w", err, kind)
+	case errors.As(err, &he):
+		switch {
+		case he.Status == http.StatusTooManyRequests:
+			return drivers.WithRetryAfter(fmt.Errorf("%w: %w", err, drivers.ErrRateLimited), he.RetryAfter)
+		case he.Status == http.StatusRequestEntityTooLarge:
+			return fmt.Errorf("%w: %w", err, drivers.ErrTooLarge)
+		}
+	}
+	return fmt.Errorf("%w: %w", err, drivers.ErrUnavailable)
+}
+
+// request is one API call; path is below /api/v3.
+type request struct {
+	method, path string
+	json         any               // JSON body
+	raw          *io.SectionReader // raw body (chunks), re-read on a retry
+	out          any               // where the envelope's data goes
+}
+
+// send makes one attempt with the given cookie and returns the cookies
+// the server set.
+func (d *Driver) send(ctx context.Context, cookie string, rq request) ([]*http.Cookie, error) {
+	var body io.Reader
+	if rq.json != nil {
+		b, err := json.Marshal(rq.json)
+		if err != nil {
+			return nil, err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, rq.method, d.api+rq.path, body)
+	if err != nil {
+		return nil, err
+	}
+	if rq.json != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if rq.raw != nil {
+		rd := io.NewSectionReader(rq.raw, 0, rq.raw.Size())
+		req.Body, req.ContentLength = io.NopCloser(rd), rq.raw.Size()
+		if rq.raw.Size() == 0 {
+			req.Body = http.NoBody
+		}
+		req.Header.Set("Content-Type", "application/octet-stream")
+	}
+	if cookie != "" {
+		req.AddCookie(&http.Cookie{Name: cookieName, Value: cookie})
+	}
+	resp, err := d.client.Do(req)
+	if err != nil {
+		return nil, transportErr(ctx, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return nil, transportErr(ctx, err)
+	}
+	var env struct {
+		Code *int            `json:"code"`
+		Msg  string          `json:"msg"`
+		Data json.RawMessage `json:"data"`
+	}
+	jsonErr := json.Unmarshal(b, &env)
+	if jsonErr != nil || env.Code == nil || (resp.StatusCode != http.StatusOK && *env.Code == 0) {
+		// Not the server's envelope (or a non-200 that claims success).
+		if resp.StatusCode != http.StatusOK {
+			return nil, &httpError{Status: resp.StatusCode, RetryAfter: retryAfter(resp)}
+		}
+		return nil, errors.New("answer is not the server's JSON")
+	}
+	// Tolerant: a non-200 status that carries the JSON envelope is read by
+	// its code, as a 3.8 server's 200s are.
+	if *env.Code != 0 {
+		return resp.Cookies(), &apiError{Code: *env.Code, Msg: env.Msg}
+	}
+	if rq.out != nil && len(env.Data) > 0 && string(env.Data) != "null" {
+		if err := json.Unmarshal(env.Data, rq.out); err != nil {
+			return nil, fmt.Errorf("unexpected answer: %v", err)
+		}
+	}
+	return resp.Cookies(), nil
+}
+
+// transportErr drops the URL from a client error (it may be a capability)
+// and keeps cancellations recognisable.
+func transportErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	return &transportError{err: err}
+}
+
+func retryAfter(resp *http.Response) time.Duration {
+	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
+		return time.Duration(s) * time.Second
+	}
+	return 0
+}
+
+func isCode(err error, code int) bool {
+	var ae *apiError
+	return errors.As(err, &ae) && ae.Code == code
+}
+
+// call sends rq with the session: a 401 logs in again (once for all
+// callers that saw the same session fail) and the call is retried once.
+func (d *Driver) call(ctx context.Context, rq request) error {
+	cookie, err := d.session(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = d.send(ctx, cookie, rq)
+	if !isCode(err, 401) {
+		return err
+	}
+	d.log.Info().Str("call", rq.method+" "+callName(rq.path)).Msg("cloudreve: session refused; logging in again")
+	if cookie, err = d.relogin(ctx, cookie); err != nil {
+		return err
+	}
+	_, err = d.send(ctx, cookie, rq)
+	return err
+}
+
+// callName is an API path without ids, for logs.
+func callName(p string) string {
+	segs := strings.Split(strings.TrimPrefix(p, "/"), "/")
+	if len(segs) > 2 {
+		segs = segs[:2]
+	}
+	return "/" + strings.Join(segs, "/")
+}
+
+// session returns the current cookie, logging in when there is none.
+func (d *Driver) session(ctx context.Context) (string, error) {
+	d.mu.Lock()
+	c := d.cookie
+	d.mu.Unlock()
+	if c != "" {
+		return c, nil
+	}
+	return d.relogin(ctx, "")
+}
+
+// loginCall is a login in progress, shared by every caller that needs it.
+type loginCall struct {
+	done   chan struct{}
+	cookie string
+	err    error
+}
+
+// relogin replaces the session stale (which the server refused): if
+// another caller already replaced it, its cookie is used; if a login is
+// under way, it is waited for; otherwise one starts. The login runs
+// detached from the caller's cancellation, since others may wait for it.
+func (d *Driver) relogin(ctx context.Context, stale string) (string, error) {
+	d.mu.Lock()
+	if d.cookie != stale && d.cookie != "" {
+		c := d.cookie
+		d.mu.Unlock()
+		return c, nil
+	}
+	if d.loginErr != nil && d.now().Before(d.loginRetry) {
+		err := d.loginErr
+		d.mu.Unlock()
+		return "", err
+	}
+	lc := d.inflight
+	if lc == nil {
+		lc = &loginCall{done: make(chan struct{})}
+		d.inflight = lc
+		go d.runLogin(context.WithoutCancel(ctx), lc)
+	}
+	d.mu.Unlock()
+	select {
+	case <-lc.done:
+		return lc.cookie, lc.err
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+}
+
+func (d *Driver) runLogin(ctx context.Context, lc *loginCall) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	cookie, err := d.login(ctx)
+	if err != nil {
+		err = fmt.Errorf("login: %w", classify(err))
+	}
+	d.mu.Lock()
+	d.inflight = nil
+	if err == nil {
+		d.cookie, d.loginErr = cookie, nil
+	} else if errors.Is(err, drivers.ErrAuthExpired) {
+		d.loginErr, d.loginRetry = err, d.now().Add(loginBackoff)
+	}
+	d.mu.Unlock()
+	if err == nil {
+		d.saveSession(cookie)
+	} else {
+		d.log.Warn().Str("error", err.Error()).Msg("cloudreve: login failed")
+	}
+	lc.cookie, lc.err = cookie, err
+	close(lc.done)
+}
+
+// login signs in with the configured credentials and, when the server
+// asks for it (code 203), the TOTP code of totp_secret.
+func (d *Driver) login(ctx context.Context) (string, error) {
+	if d.opts.Username == "" || d.opts.Password == "" {
+		return "", fmt.Errorf("the session was refused and no username and password are configured: %w", drivers.ErrAuthExpired)
+	}
+	body := map[string]string{"userName": d.opts.Username, "Password": d.opts.Password, "captchaCode": ""}
+	cookie, err := d.loginStep(ctx, "", "/user/session", body)
+	if isCode(err, 203) {
+		if d.opts.TOTPSecret == "" {
+			return "", fmt.Errorf("the account asks for a second factor and no totp_secret is configured: %w", drivers.ErrAuthExpired)
+		}
+		secret := strings.ToUpper(strings.ReplaceAll(d.opts.TOTPSecret, " ", ""))
+		code, gerr := totp.GenerateCode(secret, d.now())
+		if gerr != nil {
+			return "", fmt.Errorf("totp_secret is not a base32 TOTP secret: %w", drivers.ErrAuthExpired)
+		}
+		cookie, err = d.loginStep(ctx, cookie, "/user/2fa", map[string]string{"code": code})
+	}
+	if err != nil {
+		return "", err
+	}
+	if cookie == "" {
+		return "", errors.New("the server set no session cookie")
+	}
+	return cookie, nil
+}
+
+// loginStep posts one login form and returns the session cookie the
+// server set (or the one it was given, when it set none).
+func (d *Driver) loginStep(ctx context.Context, cookie, p string, body any) (string, error) {
+	set, err := d.send(ctx, cookie, request{method: http.MethodPost, path: p, json: body})
+	for _, c := range set {
+		if c.Name == cookieName && c.Value != "" {
+			cookie = c.Value
+		}
+	}
+	return cookie, err
+}
+
+// savedSession is the state file: the cookie and whose it is, so a
+// changed base_url or username does not reuse another account's session.
+type savedSession struct {
+	BaseURL  string `json:"base_url"`
+	Username string `json:"username"`
+	Cookie   string `json:"cookie"`
+}
+
+func (d *Driver) saveSession(cookie string) {
+	if d.stateFile == "" {
+		return
+	}
+	s := savedSession{BaseURL: d.opts.BaseURL, Username: d.opts.Username, Cookie: cookie}
+	if err := auth.WriteFileAtomic(d.stateFile, s); err != nil {
+		d.log.Warn().Str("error", err.Error()).Msg("cloudreve: session not saved; the next start logs in again")
+	}
+}
