@@ -335,6 +335,8 @@ func TestCopyMoveRules(t *testing.T) {
 	wantStatus(t, e.do(t, "MOVE", "/m/x", nil, "Destination", "/m/y", "Overwrite", "F"), http.StatusPreconditionFailed)
 	wantStatus(t, e.do(t, "MOVE", "/m/x", nil, "Destination", "/m/nope/y"), http.StatusConflict)
 	wantStatus(t, e.do(t, "COPY", "/m/x", nil, "Destination", "/m/x"), http.StatusForbidden)
+	wantStatus(t, e.do(t, "MOVE", "/m/x", nil, "Destination", "/m/x"), http.StatusForbidden)
+	wantStatus(t, e.do(t, "MOVE", "/m/a", nil, "Destination", "/m/a/"), http.StatusForbidden)
 	wantStatus(t, e.do(t, "COPY", "/m/x", nil, "Destination", "http://elsewhere.example/m/z"), http.StatusBadGateway)
 	// No Overwrite header means T (RFC 4918), unlike x/net.
 	wantStatus(t, e.do(t, "MOVE", "/m/x", nil, "Destination", "/m/y"), http.StatusNoContent)
@@ -464,6 +466,32 @@ func TestVisibilityAndReadOnly(t *testing.T) {
 	}
 	wantStatus(t, e.do(t, "COPY", "/a/x", nil, "Destination", "/a/y"), http.StatusForbidden)
 	wantStatus(t, e.do(t, "MOVE", "/a/x", nil, "Destination", "/a/y"), http.StatusForbidden)
+	resp = e.do(t, "OPTIONS", "/a/", nil)
+	wantStatus(t, resp, http.StatusOK)
+	if allow := resp.Header.Get("Allow"); allow != "OPTIONS, GET, HEAD, UNLOCK, PROPFIND" {
+		t.Fatalf("OPTIONS on a folder for a read-only user: Allow %q", allow)
+	}
+}
+
+func TestOptions(t *testing.T) {
+	d := newMemDriver(t, allFeatures())
+	e := newEnv(t, Options{}, Mount{Path: "/m", Driver: d})
+	wantStatus(t, e.do(t, "PUT", "/m/f.txt", strings.NewReader("x")), http.StatusCreated)
+	for p, want := range map[string]string{
+		"/":        "OPTIONS, GET, HEAD, DELETE, PROPPATCH, COPY, MOVE, LOCK, UNLOCK, PROPFIND",
+		"/m/":      "OPTIONS, GET, HEAD, DELETE, PROPPATCH, COPY, MOVE, LOCK, UNLOCK, PROPFIND",
+		"/m/f.txt": "OPTIONS, GET, HEAD, PUT, DELETE, PROPPATCH, COPY, MOVE, LOCK, UNLOCK, PROPFIND",
+		"/m/new":   "OPTIONS, LOCK, PUT, MKCOL",
+	} {
+		resp := e.do(t, "OPTIONS", p, nil)
+		wantStatus(t, resp, http.StatusOK)
+		if got := resp.Header.Get("Allow"); got != want {
+			t.Errorf("OPTIONS %s: Allow %q, want %q", p, got, want)
+		}
+		if dav := resp.Header.Get("DAV"); dav != "1, 2" {
+			t.Errorf("OPTIONS %s: DAV %q", p, dav)
+		}
+	}
 }
 
 func TestLockedResourceNeedsToken(t *testing.T) {
@@ -796,4 +824,70 @@ func TestFastPropfindMatchesXNet(t *testing.T) {
 			}
 		}
 	}
+}
+
+// A folder copy across mounts that fails on one member (a name the target
+// provider refuses) leaves nothing at the destination, and a MOVE built on
+// it leaves its source whole.
+func TestFailedFolderCopyLeavesNothing(t *testing.T) {
+	src := newMemDriver(t, allFeatures())
+	dst := newMemDriver(t, allFeatures())
+	dst.forbidden = "|"
+	e := newEnv(t, Options{}, Mount{Path: "/s", Driver: src}, Mount{Path: "/d", Driver: dst})
+	wantStatus(t, e.do(t, "MKCOL", "/s/dir", nil), http.StatusCreated)
+	wantStatus(t, e.do(t, "MKCOL", "/s/dir/sub", nil), http.StatusCreated)
+	wantStatus(t, e.do(t, "PUT", "/s/dir/a.txt", strings.NewReader("a")), http.StatusCreated)
+	wantStatus(t, e.do(t, "PUT", "/s/dir/sub/z|z.txt", strings.NewReader("z")), http.StatusCreated)
+	for _, method := range []string{"COPY", "MOVE"} {
+		resp := e.do(t, method, "/s/dir", nil, "Destination", "/d/dir")
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Fatalf("%s: %d, want 400 for the refused name", method, resp.StatusCode)
+		}
+		if n := len(dst.nodes); n != 1 {
+			t.Fatalf("%s: %d nodes at the destination, want only its root", method, n)
+		}
+		wantStatus(t, e.do(t, "PROPFIND", "/d/dir", nil, "Depth", "0"), http.StatusNotFound)
+		for p, want := range map[string]string{"/dir/a.txt": "a", "/dir/sub/z|z.txt": "z"} {
+			if got, ok := src.file(p); !ok || string(got) != want {
+				t.Fatalf("after %s, source %s = %q, %v", method, p, got, ok)
+			}
+		}
+	}
+}
+
+// A provider without times: no Last-Modified on GET, so If-Modified-Since
+// cannot keep a client on a replaced file's old content.
+func TestNoLastModifiedWithoutProviderTimes(t *testing.T) {
+	d := newMemDriver(t, allFeatures())
+	d.noTimes = true
+	e := newEnv(t, Options{}, Mount{Path: "/m", Driver: d})
+	wantStatus(t, e.do(t, "PUT", "/m/f.txt", strings.NewReader("one")), http.StatusCreated)
+	resp := e.do(t, "GET", "/m/f.txt", nil)
+	wantStatus(t, resp, http.StatusOK)
+	if lm := resp.Header.Get("Last-Modified"); lm != "" {
+		t.Fatalf("Last-Modified %q from a provider without times", lm)
+	}
+	since := time.Now().Add(time.Hour).UTC().Format(http.TimeFormat)
+	wantStatus(t, e.do(t, "GET", "/m/f.txt", nil, "If-Modified-Since", since), http.StatusOK)
+}
+
+// Pending empty entries (on a provider without empty files) follow their
+// folder when it is moved or copied, and go when it is deleted.
+func TestPendingEntriesFollowTheirFolder(t *testing.T) {
+	f := allFeatures()
+	f.EmptyFiles = false
+	d := newMemDriver(t, f)
+	e := newEnv(t, Options{}, Mount{Path: "/m", Driver: d})
+	wantStatus(t, e.do(t, "MKCOL", "/m/a", nil), http.StatusCreated)
+	wantStatus(t, e.do(t, "MKCOL", "/m/a/sub", nil), http.StatusCreated)
+	wantStatus(t, e.do(t, "PUT", "/m/a/sub/empty.txt", strings.NewReader("")), http.StatusCreated)
+	wantStatus(t, e.do(t, "COPY", "/m/a", nil, "Destination", "/m/c"), http.StatusCreated)
+	wantStatus(t, e.do(t, "MOVE", "/m/a", nil, "Destination", "/m/b"), http.StatusCreated)
+	wantStatus(t, e.do(t, "GET", "/m/b/sub/empty.txt", nil), http.StatusOK)
+	wantStatus(t, e.do(t, "GET", "/m/c/sub/empty.txt", nil), http.StatusOK)
+	wantStatus(t, e.do(t, "GET", "/m/a/sub/empty.txt", nil), http.StatusNotFound)
+	wantStatus(t, e.do(t, "DELETE", "/m/b", nil), http.StatusNoContent)
+	wantStatus(t, e.do(t, "MKCOL", "/m/b", nil), http.StatusCreated)
+	wantStatus(t, e.do(t, "MKCOL", "/m/b/sub", nil), http.StatusCreated)
+	wantStatus(t, e.do(t, "GET", "/m/b/sub/empty.txt", nil), http.StatusNotFound)
 }

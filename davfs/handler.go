@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -71,12 +72,38 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveCopyMove(w, r, t)
 	case "PROPFIND":
 		s.servePropfind(w, r, t)
-	case "OPTIONS", "PROPPATCH", "LOCK", "UNLOCK":
+	case "OPTIONS":
+		s.serveOptions(w, r, t)
+	case "PROPPATCH", "LOCK", "UNLOCK":
 		s.delegate(w, r, t)
 	default:
 		w.Header().Set("Allow", "OPTIONS, GET, HEAD, PUT, DELETE, MKCOL, COPY, MOVE, PROPFIND, PROPPATCH, LOCK, UNLOCK")
 		writeStatus(w, http.StatusMethodNotAllowed, "")
 	}
+}
+
+// serveOptions answers what can be done at a path, as x/net would, except
+// that a folder also takes GET and HEAD (the bridge lists it as HTML) and a
+// read-only user is offered no writing method.
+func (s *Server) serveOptions(w http.ResponseWriter, r *http.Request, t target) {
+	methods := []string{"OPTIONS", "LOCK", "PUT", "MKCOL"} // a new name
+	fi, err := s.statInfo(r.Context(), t)
+	switch {
+	case err == nil && fi.IsDir():
+		methods = []string{"OPTIONS", "GET", "HEAD", "DELETE", "PROPPATCH", "COPY", "MOVE", "LOCK", "UNLOCK", "PROPFIND"}
+	case err == nil:
+		methods = []string{"OPTIONS", "GET", "HEAD", "PUT", "DELETE", "PROPPATCH", "COPY", "MOVE", "LOCK", "UNLOCK", "PROPFIND"}
+	case !isNotFound(err):
+		writeError(w, err)
+		return
+	}
+	if u := auth.UserFrom(r.Context()); u != nil && u.ReadOnly {
+		methods = slices.DeleteFunc(methods, func(m string) bool { return writeMethods[m] })
+	}
+	w.Header().Set("Allow", strings.Join(methods, ", "))
+	w.Header().Set("DAV", "1, 2")
+	w.Header().Set("MS-Author-Via", "DAV")
+	w.WriteHeader(http.StatusOK)
 }
 
 // delegate hands the request to x/net/webdav with the cleaned path.
@@ -161,6 +188,13 @@ func (s *Server) serveGet(w http.ResponseWriter, r *http.Request, t target) {
 	}
 	etag, _ := fi.ETag(ctx)
 	w.Header().Set("ETag", etag)
+	// A provider without times gets no Last-Modified: the stand-in time
+	// (process start) would make If-Modified-Since answer 304 for a file
+	// replaced since; the ETag still changes with the content.
+	lastModified := fi.modTime
+	if fi.obj.ModTime.IsZero() {
+		lastModified = time.Time{}
+	}
 	w.Header().Set("Content-Type", contentType(fi.name))
 	w.Header().Set("Accept-Ranges", "bytes")
 	if fo, ok := t.m.drv.d.(drivers.FileOpener); ok && !isPending(fi.obj) {
@@ -172,7 +206,7 @@ func (s *Server) serveGet(w http.ResponseWriter, r *http.Request, t target) {
 			return
 		}
 		defer f.Close()
-		http.ServeContent(w, r, fi.name, fi.modTime, f)
+		http.ServeContent(w, r, fi.name, lastModified, f)
 		return
 	}
 	rd := &rangeReader{ctx: ctx, open: s.openerFor(t.m, ref), size: fi.obj.Size, ends: rangeEnds(r.Header.Get("Range"), fi.obj.Size)}
@@ -185,7 +219,7 @@ func (s *Server) serveGet(w http.ResponseWriter, r *http.Request, t target) {
 			return
 		}
 	}
-	http.ServeContent(w, r, fi.name, fi.modTime, rd)
+	http.ServeContent(w, r, fi.name, lastModified, rd)
 }
 
 // firstRangeStart is where the response's bytes will begin when the
@@ -425,6 +459,12 @@ func (s *Server) serveCopyMove(w http.ResponseWriter, r *http.Request, src targe
 		deep = false
 	default:
 		writeStatus(w, http.StatusBadRequest, "bad Depth for "+r.Method)
+		return
+	}
+	// RFC 4918 9.8.5/9.9.4: onto itself is 403, whatever the locks say
+	// (taking a lock on src and dst would otherwise collide and say 423).
+	if src.full == dst.full {
+		writeError(w, errSameResource)
 		return
 	}
 	lockSrc := ""

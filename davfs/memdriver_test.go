@@ -36,6 +36,8 @@ type memDriver struct {
 	failPut       error
 	listDelay     chan struct{} // when set, List waits for it
 	removedOnFail bool
+	forbidden     string // Put and Mkdir refuse names holding any of these
+	noTimes       bool   // objects carry no modification time
 }
 
 type memNode struct {
@@ -109,7 +111,18 @@ func (c *cuttingWriter) Write(p []byte) (int, error) {
 }
 
 func (d *memDriver) obj(n *memNode) drivers.Object {
-	return drivers.Object{Name: n.name, Size: int64(len(n.data)), ModTime: n.modTime, IsDir: n.dir, ID: n.id}
+	o := drivers.Object{Name: n.name, Size: int64(len(n.data)), ModTime: n.modTime, IsDir: n.dir, ID: n.id}
+	if d.noTimes {
+		o.ModTime = time.Time{}
+	}
+	return o
+}
+
+func (d *memDriver) checkName(name string) error {
+	if d.forbidden != "" && strings.ContainsAny(name, d.forbidden) {
+		return fmt.Errorf("mem: %q: %w", name, drivers.ErrInvalidName)
+	}
+	return nil
 }
 
 func (d *memDriver) node(ref drivers.Ref) (*memNode, error) {
@@ -174,6 +187,9 @@ func (d *memDriver) Link(ctx context.Context, file drivers.Ref) (drivers.Link, e
 }
 
 func (d *memDriver) Mkdir(ctx context.Context, parent drivers.Ref, name string) (drivers.Object, error) {
+	if err := d.checkName(name); err != nil {
+		return drivers.Object{}, err
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.child(parent.ID, name) != nil {
@@ -260,6 +276,9 @@ func (d *memDriver) removeNode(n *memNode) {
 func (d *memDriver) Put(ctx context.Context, parent drivers.Ref, name string, up drivers.Upload) (drivers.Object, error) {
 	if d.failPut != nil {
 		return drivers.Object{}, d.failPut
+	}
+	if err := d.checkName(name); err != nil {
+		return drivers.Object{}, err
 	}
 	data, err := io.ReadAll(io.NewSectionReader(up.Body, 0, up.Size))
 	if err != nil {

@@ -65,6 +65,7 @@ func (s *Server) recordGone(m *mount, rel string) {
 	s.cache.entryRemoved(m.path, path.Dir(rel), path.Base(rel))
 	s.cache.forgetTree(m.path, rel)
 	s.links.forgetPath(m, rel)
+	s.pending.removeTree(m, rel)
 }
 
 // remove deletes t with everything below it.
@@ -246,6 +247,11 @@ func (s *Server) transfer(ctx context.Context, src, dst target, move, overwrite 
 		s.cache.forget(dst.m.path, dstParent.Path)
 		return false, err
 	}
+	if src.m == dst.m && srcRef.IsDir && deep {
+		// The provider's own move or copy knows nothing of the bridge's
+		// pending empty entries inside the folder; they go along here.
+		s.pending.carryTree(src.m, src.rel, dst.rel, !move)
+	}
 	if move {
 		s.recordGone(src.m, src.rel)
 	}
@@ -333,7 +339,28 @@ func (s *Server) transferWithin(ctx context.Context, m *mount, src, dstParent dr
 // that kind of object, otherwise folder by folder, each file server-side
 // where it can be and through a temp file where it cannot (across mounts,
 // or a provider without copy).
+//
+// A folder copy that fails part-way is removed again, so that the client's
+// error means that nothing was copied (RFC 4918 9.8.8 allows a partial copy
+// only as a 207 naming every failed member, which clients such as Explorer
+// and Finder do not show) and a MOVE built on it leaves its source whole.
 func (s *Server) copyTree(ctx context.Context, sm *mount, src drivers.Ref, dm *mount, dstParent drivers.Ref, name string, deep bool) error {
+	var made *drivers.Ref
+	err := s.copyNode(ctx, sm, src, dm, dstParent, name, deep, &made)
+	if err != nil && made != nil {
+		// The request may be gone; the cleanup must still run.
+		if rerr := dm.drv.Remove(context.WithoutCancel(ctx), *made); rerr != nil {
+			s.log.Error().Str("error", Redact(rerr.Error())).Str("path", dm.path+made.Path).Msg("could not remove a partial folder copy")
+		}
+		s.recordGone(dm, made.Path)
+		s.cache.forget(dm.path, dstParent.Path)
+	}
+	return err
+}
+
+// copyNode is copyTree's recursion; made is set to the first folder it
+// creates, the one to remove if the copy fails.
+func (s *Server) copyNode(ctx context.Context, sm *mount, src drivers.Ref, dm *mount, dstParent drivers.Ref, name string, deep bool, made **drivers.Ref) error {
 	dstRel := path.Join(dstParent.Path, name)
 	if isPending(src.Object) {
 		return s.streamCopy(ctx, sm, src, dm, dstParent, name)
@@ -354,6 +381,10 @@ func (s *Server) copyTree(ctx context.Context, sm *mount, src drivers.Ref, dm *m
 		return fmt.Errorf("%s%s: mkdir: %w", dm.path, dstRel, err)
 	}
 	s.recordNew(dm, dstRel, dir)
+	dirRef := drivers.Ref{Path: dstRel, Object: dir}
+	if *made == nil {
+		*made = &dirRef
+	}
 	if !deep {
 		return nil
 	}
@@ -361,10 +392,9 @@ func (s *Server) copyTree(ctx context.Context, sm *mount, src drivers.Ref, dm *m
 	if err != nil {
 		return err
 	}
-	dirRef := drivers.Ref{Path: dstRel, Object: dir}
 	for _, child := range l.sorted() {
 		childRef := drivers.Ref{Path: path.Join(src.Path, child.Name), Object: child}
-		if err := s.copyTree(ctx, sm, childRef, dm, dirRef, child.Name, true); err != nil {
+		if err := s.copyNode(ctx, sm, childRef, dm, dirRef, child.Name, true, made); err != nil {
 			return err
 		}
 	}

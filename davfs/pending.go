@@ -61,3 +61,53 @@ func (p *pendingFiles) in(m *mount, dir string) []drivers.Object {
 	}
 	return out
 }
+
+// underKey reports whether key names the folder rel of mount m or one below it.
+func underKey(key, mount, rel string) bool {
+	return key == cacheKey(mount, rel) || strings.HasPrefix(key, cacheKey(mount, strings.TrimSuffix(rel, "/")+"/"))
+}
+
+// removeTree forgets the pending entries inside the folder rel, which is
+// gone: a folder made again at that path must not show them.
+func (p *pendingFiles) removeTree(m *mount, rel string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for key := range p.m {
+		if underKey(key, m.path, rel) {
+			delete(p.m, key)
+		}
+	}
+}
+
+// carryTree gives the folder to (on the same mount) the pending entries of
+// the folder from, which the provider moved or copied without them; a move
+// (keep false) takes them away from from.
+func (p *pendingFiles) carryTree(m *mount, from, to string, keep bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	moved := map[string]map[string]drivers.Object{}
+	for key, entries := range p.m {
+		if !underKey(key, m.path, from) {
+			continue
+		}
+		dir := strings.TrimPrefix(key, cacheKey(m.path, ""))
+		newDir := path.Join(to, strings.TrimPrefix(dir, from))
+		out := map[string]drivers.Object{}
+		for name, o := range entries {
+			o.ID = pendingPrefix + path.Join(newDir, name)
+			out[name] = o
+		}
+		moved[cacheKey(m.path, newDir)] = out
+		if !keep {
+			delete(p.m, key)
+		}
+	}
+	for key, entries := range moved {
+		if p.m[key] == nil {
+			p.m[key] = map[string]drivers.Object{}
+		}
+		for name, o := range entries {
+			p.m[key][name] = o
+		}
+	}
+}
