@@ -1,6 +1,10 @@
 // Package e2e drives the built bridge binary on a loopback port with real
-// WebDAV clients: litmus, rclone, curl and ffprobe. Every test runs once per
-// mount of testMounts, so that each provider's fake joins by adding an entry.
+// WebDAV clients (litmus, rclone, curl, ffprobe) and with raw HTTP for what
+// no client sends on purpose (path tricks, bad XML, cut uploads). Most tests
+// run once per mount of testMounts, so that a provider joins by adding an
+// entry whose Setup starts its fake; redirect twins drive download =
+// "redirect". Files a test leaves in place are re-read at the end
+// (TestZZNothingLost), after every client has run.
 package e2e
 
 import (
@@ -20,6 +24,7 @@ import (
 	"github.com/BurntSushi/toml"
 	"golang.org/x/crypto/bcrypt"
 
+	cloudrevefake "bridge/tests/fakes/cloudreve"
 	disktopfake "bridge/tests/fakes/disktop"
 )
 
@@ -28,7 +33,8 @@ type Mount struct {
 	Path   string
 	Driver string
 	// Setup returns the mount's [mounts.options]; it may start a fake
-	// provider (stopped with t.Cleanup of the test binary's lifetime).
+	// provider with httptest, appended to fakeServers (TestMain closes
+	// them once the bridge has stopped).
 	Setup func() (map[string]any, error)
 	// Backing, when set, returns the bytes stored at a mount-relative path
 	// behind the bridge's back, to prove nothing was lost or altered.
@@ -36,6 +42,18 @@ type Mount struct {
 	// KeepsModTimes: the provider stores the client's modification times
 	// (drivers.Features.SetModTime), so rclone need not re-upload to set them.
 	KeepsModTimes bool
+	// HasHashes: objects carry real content hashes, so rclone check compares
+	// by hash; without them it can compare sizes only.
+	HasHashes bool
+	// Download is the mount's download mode: "" or "proxy" (the bridge
+	// streams), or "redirect" (GET answers 302 to the provider's URL).
+	Download string
+	// Litmus overrides litmusMinimum for some suites on this mount.
+	Litmus map[string]litmusWant
+	// ForbiddenChars are characters the provider refuses in names; the
+	// odd-name trees leave names holding them out for this mount, and
+	// TestForbiddenNames checks that the bridge refuses them cleanly.
+	ForbiddenChars string
 }
 
 // Users of the bridge under test.
@@ -60,13 +78,66 @@ var (
 	}
 )
 
-// testMounts is the list of mounts every client test runs against.
+// testMounts is the list of mounts every client test runs against. A
+// provider joins with one entry; with download = "redirect" the same driver
+// is driven again behind its own fake, as GET then answers 302 to the
+// provider's signed URL.
 func testMounts() []Mount {
 	localRoot := filepath.Join(workDir, "local-root")
+	return []Mount{
+		cloudreveMount("/cloudreve", ""),
+		disktopMount("/disktop", ""),
+		{
+			Path:          "/local",
+			Driver:        "local",
+			KeepsModTimes: true,
+			HasHashes:     true,
+			Setup:         func() (map[string]any, error) { return map[string]any{"root": localRoot}, nil },
+			Backing: func(rel string) ([]byte, error) {
+				return os.ReadFile(filepath.Join(localRoot, filepath.FromSlash(rel)))
+			},
+		},
+		cloudreveMount("/cloudreve-redirect", "redirect"),
+		disktopMount("/disktop-redirect", "redirect"),
+	}
+}
+
+// cloudreveMount is a cloudreve mount behind a fake of its own.
+func cloudreveMount(path, download string) Mount {
+	cr := cloudrevefake.New()
+	cr.UseOneDrive("/onedrive") // both upload policies are driven
+	return Mount{
+		Path:          path,
+		Driver:        "cloudreve",
+		Download:      download,
+		Litmus:        litmusFor(download),
+		KeepsModTimes: true, // uploads carry last_modified
+		Setup: func() (map[string]any, error) {
+			srv := httptest.NewServer(cr.Handler())
+			fakeServers = append(fakeServers, srv)
+			cr.SetBaseURL(srv.URL)
+			providerSecrets = append(providerSecrets, cr.Password)
+			return map[string]any{"base_url": srv.URL, "username": cr.User, "password": cr.Password}, nil
+		},
+		Backing: func(rel string) ([]byte, error) {
+			if b, ok := cr.File("/" + rel); ok {
+				return b, nil
+			}
+			return nil, os.ErrNotExist
+		},
+		ForbiddenChars: `\?*<":>|`,
+	}
+}
+
+// disktopMount is a disktop mount behind a fake of its own.
+func disktopMount(path, download string) Mount {
 	dt := disktopfake.New()
-	return []Mount{{
-		Path:   "/disktop",
-		Driver: "disktop",
+	return Mount{
+		Path:      path,
+		Driver:    "disktop",
+		Download:  download,
+		Litmus:    litmusFor(download),
+		HasHashes: true, // md5 in listings
 		Setup: func() (map[string]any, error) {
 			// The fake runs in the test process; the bridge reaches it on
 			// loopback like the real service.
@@ -84,15 +155,8 @@ func testMounts() []Mount {
 			}
 			return nil, os.ErrNotExist
 		},
-	}, {
-		Path:          "/local",
-		Driver:        "local",
-		KeepsModTimes: true,
-		Setup:         func() (map[string]any, error) { return map[string]any{"root": localRoot}, nil },
-		Backing: func(rel string) ([]byte, error) {
-			return os.ReadFile(filepath.Join(localRoot, filepath.FromSlash(rel)))
-		},
-	}}
+		ForbiddenChars: `\:*?"<>|`,
+	}
 }
 
 func TestMain(m *testing.M) {
@@ -119,7 +183,12 @@ func setupAndRun(m *testing.M) (int, error) {
 	}
 	code := m.Run()
 	if shared.b != nil {
-		shared.b.stop()
+		// A bridge that needs SIGKILL or exits non-zero on SIGINT would
+		// cut uploads short in production: that fails the run.
+		if err := shared.b.stop(); err != nil {
+			fmt.Fprintf(os.Stderr, "e2e: bridge shutdown: %v\nlog tail:\n%s\n", err, shared.b.logTail(20))
+			code = 1
+		}
 	}
 	for _, s := range fakeServers {
 		s.Close()
@@ -143,10 +212,12 @@ func repoRoot() string {
 
 // bridge is a running bridge process.
 type bridge struct {
-	url    string
-	cmd    *exec.Cmd
-	logs   *syncBuffer
-	mounts []Mount
+	url     string
+	cmd     *exec.Cmd
+	logs    *syncBuffer
+	mounts  []Mount
+	exited  chan struct{} // closed when the process has ended
+	waitErr error         // the process's exit, valid once exited is closed
 }
 
 // syncBuffer collects the process's stderr (its log) safely.
@@ -167,14 +238,53 @@ func (s *syncBuffer) String() string {
 	return s.buf.String()
 }
 
-// theBridge starts the shared bridge on first use.
+// theBridge starts the shared bridge on first use, and watches it for t.
 func theBridge(t *testing.T) *bridge {
 	t.Helper()
-	shared.once.Do(func() { shared.b, shared.err = startBridge(testMounts()) })
+	b := startShared(t)
+	watch(t, b)
+	return b
+}
+
+func startShared(t *testing.T) *bridge {
+	t.Helper()
+	shared.once.Do(func() {
+		// Tests make dozens of wrong logins on purpose: the throttle would
+		// block the loopback address for everyone. TestLoginThrottle runs
+		// a bridge of its own with a low limit.
+		shared.b, shared.err = startBridge(workDir, testMounts(), map[string]any{"login_max_failures": 100000})
+	})
 	if shared.err != nil {
 		t.Fatal(shared.err)
 	}
 	return shared.b
+}
+
+// watch fails t if the bridge died under it, and gives a failed t the
+// bridge's log lines written while t ran.
+func watch(t *testing.T, b *bridge) {
+	from := len(b.logs.String())
+	t.Cleanup(func() {
+		select {
+		case <-b.exited:
+			t.Errorf("the bridge exited during the test: %v", b.waitErr)
+		default:
+		}
+		if t.Failed() {
+			t.Logf("bridge log while the test ran (last 40 lines):\n%s", lastLines(b.logs.String()[from:], 40))
+		}
+	})
+}
+
+// logTail is the last n lines of the bridge's log.
+func (b *bridge) logTail(n int) string { return lastLines(b.logs.String(), n) }
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }
 
 func hash(p string) string {
@@ -194,7 +304,10 @@ func freePort() (string, error) {
 	return ln.Addr().String(), nil
 }
 
-func startBridge(mounts []Mount) (*bridge, error) {
+// startBridge writes a configuration into dir (the three users, mounts and
+// the hidden mount, plus the [server] keys in server) and starts a bridge
+// on it, on a free loopback port.
+func startBridge(dir string, mounts []Mount, server map[string]any) (*bridge, error) {
 	addr, err := freePort()
 	if err != nil {
 		return nil, err
@@ -202,24 +315,32 @@ func startBridge(mounts []Mount) (*bridge, error) {
 	var mountTables []map[string]any
 	var visible []string
 	for _, m := range append(mounts, Mount{Path: hiddenMount, Driver: "local", Setup: func() (map[string]any, error) {
-		return map[string]any{"root": filepath.Join(workDir, "hidden-root")}, nil
+		return map[string]any{"root": filepath.Join(dir, "hidden-root")}, nil
 	}}) {
 		opts, err := m.Setup()
 		if err != nil {
 			return nil, fmt.Errorf("mount %s: %w", m.Path, err)
 		}
-		mountTables = append(mountTables, map[string]any{"path": m.Path, "driver": m.Driver, "options": opts})
+		table := map[string]any{"path": m.Path, "driver": m.Driver, "options": opts}
+		if m.Download != "" {
+			table["download"] = m.Download
+		}
+		mountTables = append(mountTables, table)
 		if m.Path != hiddenMount {
 			visible = append(visible, m.Path)
 		}
 	}
+	srv := map[string]any{
+		"listen":    addr,
+		"temp_dir":  filepath.Join(dir, "tmp"),
+		"state_dir": filepath.Join(dir, "state"),
+		"log_level": "info",
+	}
+	for k, v := range server {
+		srv[k] = v
+	}
 	cfg := map[string]any{
-		"server": map[string]any{
-			"listen":    addr,
-			"temp_dir":  filepath.Join(workDir, "tmp"),
-			"state_dir": filepath.Join(workDir, "state"),
-			"log_level": "info",
-		},
+		"server": srv,
 		"users": []map[string]any{
 			{"name": adminUser, "password_hash": hash(adminPass), "mounts": []string{"*"}},
 			{"name": readerUser, "password_hash": hash(readerPass), "mounts": []string{"*"}, "read_only": true},
@@ -231,18 +352,25 @@ func startBridge(mounts []Mount) (*bridge, error) {
 	if err := toml.NewEncoder(&buf).Encode(cfg); err != nil {
 		return nil, err
 	}
-	cfgFile := filepath.Join(workDir, "config.toml")
+	cfgFile := filepath.Join(dir, "config.toml")
 	if err := os.WriteFile(cfgFile, buf.Bytes(), 0o600); err != nil {
 		return nil, err
 	}
 	logs := &syncBuffer{}
 	cmd := exec.Command(bridgeBin, "serve", "-config", cfgFile)
 	cmd.Stdout, cmd.Stderr = logs, logs
+	dieWithTest(cmd)
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	b := &bridge{url: "http://" + addr, cmd: cmd, logs: logs, mounts: mounts}
+	b := &bridge{url: "http://" + addr, cmd: cmd, logs: logs, mounts: mounts, exited: make(chan struct{})}
+	go func() { b.waitErr = cmd.Wait(); close(b.exited) }()
 	for i := 0; i < 100; i++ { // up to 10 s
+		select {
+		case <-b.exited:
+			return nil, fmt.Errorf("bridge exited before it was ready (%v); log:\n%s", b.waitErr, logs.String())
+		default:
+		}
 		req, _ := http.NewRequest("OPTIONS", b.url+"/", nil)
 		req.SetBasicAuth(adminUser, adminPass)
 		if resp, err := http.DefaultClient.Do(req); err == nil {
@@ -257,16 +385,22 @@ func startBridge(mounts []Mount) (*bridge, error) {
 	return nil, fmt.Errorf("bridge did not become ready; log:\n%s", logs.String())
 }
 
-func (b *bridge) stop() {
-	if b.cmd.Process != nil {
-		b.cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { b.cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			b.cmd.Process.Kill()
-		}
+// stop asks the bridge to shut down as an operator would (SIGINT) and kills
+// it if it has not ended within 15 s. It reports an unclean end.
+func (b *bridge) stop() error {
+	select {
+	case <-b.exited:
+		return fmt.Errorf("it had already exited: %v", b.waitErr)
+	default:
+	}
+	b.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-b.exited:
+		return b.waitErr
+	case <-time.After(15 * time.Second):
+		b.cmd.Process.Kill()
+		<-b.exited
+		return fmt.Errorf("still running 15 s after SIGINT: killed")
 	}
 }
 
@@ -304,9 +438,50 @@ func (b *bridge) request(t *testing.T, user, pass, method, path string, body []b
 	return resp, out.Bytes()
 }
 
+// get downloads path as user the way a browser does: a redirect mount's 302
+// is followed without the bridge's credentials, which must not be in the
+// Location either.
+func (b *bridge) get(t *testing.T, user, pass, path string) (*http.Response, []byte) {
+	t.Helper()
+	resp, body := b.request(t, user, pass, "GET", path, nil)
+	if resp.StatusCode != http.StatusFound && resp.StatusCode != http.StatusTemporaryRedirect {
+		return resp, body
+	}
+	loc := resp.Header.Get("Location")
+	if loc == "" || strings.Contains(loc, pass) {
+		t.Fatalf("GET %s: %d to %q", path, resp.StatusCode, loc)
+	}
+	resp, err := http.Get(loc)
+	if err != nil {
+		t.Fatalf("GET %s, redirected: %v", path, err)
+	}
+	defer resp.Body.Close()
+	var out bytes.Buffer
+	out.ReadFrom(resp.Body)
+	return resp, out.Bytes()
+}
+
 func (b *bridge) admin(t *testing.T, method, path string, body []byte, hdr ...string) (*http.Response, []byte) {
 	t.Helper()
 	return b.request(t, adminUser, adminPass, method, path, body, hdr...)
+}
+
+// kept holds files that tests put and leave in place, per mount path and
+// mount-relative name, so that TestZZNothingLost can prove after every
+// client has run (litmus, rclone, ...) that none was lost or altered.
+var kept = struct {
+	sync.Mutex
+	files map[string]map[string][]byte
+}{files: map[string]map[string][]byte{}}
+
+// keep records that rel must hold data on mount m until the end of the run.
+func keep(m Mount, rel string, data []byte) {
+	kept.Lock()
+	defer kept.Unlock()
+	if kept.files[m.Path] == nil {
+		kept.files[m.Path] = map[string][]byte{}
+	}
+	kept.files[m.Path][rel] = data
 }
 
 // needTool finds a client program; in CI a missing one is a failure.
@@ -316,17 +491,20 @@ func needTool(t *testing.T, name string) string {
 	if err == nil {
 		return p
 	}
-	if os.Getenv("CI") != "" {
+	if ci := os.Getenv("CI"); ci != "" && ci != "false" && ci != "0" {
 		t.Fatalf("%s is not installed (bash .ci/run installs it)", name)
 	}
 	t.Skipf("%s is not installed: run bash .ci/run, which installs the real clients", name)
 	return ""
 }
 
-// forEachMount runs fn as a subtest per mount.
+// forEachMount runs fn as a subtest per mount, named after the mount.
 func forEachMount(t *testing.T, fn func(t *testing.T, b *bridge, m Mount)) {
-	b := theBridge(t)
+	b := startShared(t)
 	for _, m := range b.mounts {
-		t.Run(strings.TrimPrefix(m.Path, "/"), func(t *testing.T) { fn(t, b, m) })
+		t.Run(strings.TrimPrefix(m.Path, "/"), func(t *testing.T) {
+			watch(t, b)
+			fn(t, b, m)
+		})
 	}
 }

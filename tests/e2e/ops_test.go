@@ -93,7 +93,7 @@ func TestExplorerEmptyThenContent(t *testing.T) {
 		if resp, _ := b.admin(t, "UNLOCK", p, nil, "Lock-Token", token); resp.StatusCode != 204 {
 			t.Fatalf("UNLOCK: %d", resp.StatusCode)
 		}
-		resp, body = b.admin(t, "GET", p, nil)
+		resp, body = b.get(t, adminUser, adminPass, p)
 		if resp.StatusCode != 200 || string(body) != "the real content" {
 			t.Fatalf("GET: %d %q", resp.StatusCode, body)
 		}
