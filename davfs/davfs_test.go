@@ -891,3 +891,71 @@ func TestPendingEntriesFollowTheirFolder(t *testing.T) {
 	wantStatus(t, e.do(t, "MKCOL", "/m/b/sub", nil), http.StatusCreated)
 	wantStatus(t, e.do(t, "GET", "/m/b/sub/empty.txt", nil), http.StatusNotFound)
 }
+
+// On a provider that keeps no times, the bridge keeps the client's: from
+// X-OC-Mtime and Win32LastModifiedTime, across MOVE, COPY (also to another
+// such mount) and a restart, and not for a file replaced behind its back.
+func TestBridgeKeepsModTimesForProvidersWithout(t *testing.T) {
+	dir := t.TempDir()
+	store, err := deadprops.Open(filepath.Join(dir, "props.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	f := allFeatures()
+	f.SetModTime = false
+	d, other := newMemDriver(t, f), newMemDriver(t, f)
+	d.noTimes, other.noTimes = true, true
+	mounts := []Mount{{Path: "/m", Driver: d}, {Path: "/o", Driver: other}}
+	e := newEnv(t, Options{Props: store}, mounts...)
+	modified := func(e *testEnv, p string) string {
+		t.Helper()
+		resp := e.do(t, "PROPFIND", p, nil, "Depth", "0")
+		wantStatus(t, resp, http.StatusMultiStatus)
+		for _, props := range multistatus(t, readBody(t, resp)) {
+			return props["DAV: getlastmodified|HTTP/1.1 200 OK"]
+		}
+		return ""
+	}
+	const given = "Tue, 14 Nov 2023 22:13:20 GMT" // 1700000000
+	resp := e.do(t, "PUT", "/m/f.txt", strings.NewReader("hello"), "X-OC-Mtime", "1700000000")
+	wantStatus(t, resp, http.StatusCreated)
+	if resp.Header.Get("X-OC-Mtime") != "accepted" {
+		t.Fatal("X-OC-Mtime not accepted though the bridge keeps it")
+	}
+	if got := modified(e, "/m/f.txt"); got != given {
+		t.Fatalf("after PUT: %q, want %q", got, given)
+	}
+	wantStatus(t, e.do(t, "COPY", "/m/f.txt", nil, "Destination", "/m/g.txt"), http.StatusCreated)
+	wantStatus(t, e.do(t, "MOVE", "/m/f.txt", nil, "Destination", "/m/sub.txt"), http.StatusCreated)
+	wantStatus(t, e.do(t, "COPY", "/m/g.txt", nil, "Destination", "/o/g.txt"), http.StatusCreated)
+	for _, p := range []string{"/m/g.txt", "/m/sub.txt", "/o/g.txt"} {
+		if got := modified(e, p); got != given {
+			t.Fatalf("%s: %q, want %q", p, got, given)
+		}
+	}
+	patch := `<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:schemas-microsoft-com:"><D:set><D:prop><Z:Win32LastModifiedTime>Wed, 01 Jan 2020 10:00:00 GMT</Z:Win32LastModifiedTime></D:prop></D:set></D:propertyupdate>`
+	wantStatus(t, e.do(t, "PROPPATCH", "/m/g.txt", strings.NewReader(patch)), http.StatusMultiStatus)
+	if got := modified(e, "/m/g.txt"); got != "Wed, 01 Jan 2020 10:00:00 GMT" {
+		t.Fatalf("after Win32LastModifiedTime: %q", got)
+	}
+	// A new server over the same store: the times are still there.
+	e2 := newEnv(t, Options{Props: store}, mounts...)
+	if got := modified(e2, "/m/sub.txt"); got != given {
+		t.Fatalf("after a restart: %q, want %q", got, given)
+	}
+	// Replaced behind the bridge's back (another size): not the kept time.
+	d.mu.Lock()
+	d.child("root", "sub.txt").data = []byte("changed elsewhere")
+	d.mu.Unlock()
+	e3 := newEnv(t, Options{Props: store}, mounts...)
+	if got := modified(e3, "/m/sub.txt"); got == given {
+		t.Fatal("a kept time outlived the file it was kept for")
+	}
+	// Gone with DELETE: a new file of the name gets its upload time.
+	wantStatus(t, e3.do(t, "DELETE", "/m/g.txt", nil), http.StatusNoContent)
+	wantStatus(t, e3.do(t, "PUT", "/m/g.txt", strings.NewReader("new")), http.StatusCreated)
+	if got, _ := http.ParseTime(modified(e3, "/m/g.txt")); time.Since(got) > time.Minute {
+		t.Fatalf("a new file's time: %v", got)
+	}
+}

@@ -348,7 +348,7 @@ func (s *Server) servePut(w http.ResponseWriter, r *http.Request, t target) {
 		writeError(w, err)
 		return
 	}
-	if !modTime.IsZero() && t.m.features.SetModTime {
+	if !modTime.IsZero() && (t.m.features.SetModTime || s.keepsTimes(t.m)) {
 		w.Header().Set("X-OC-Mtime", "accepted")
 	}
 	etag, _ := s.info(obj.Name, obj).ETag(ctx)

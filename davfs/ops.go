@@ -186,6 +186,10 @@ func (s *Server) putInto(ctx context.Context, m *mount, parent drivers.Ref, name
 	if obj.Name == "" {
 		obj.Name = name
 	}
+	if modTime.IsZero() {
+		modTime = time.Now()
+	}
+	obj = s.keepTime(m, rel, obj, modTime)
 	s.recordNew(m, rel, obj)
 	return obj, nil
 }
@@ -230,7 +234,7 @@ func (s *Server) transfer(ctx context.Context, src, dst target, move, overwrite 
 			return err
 		}
 		// Properties go along before remove forgets the source's.
-		s.propsChanged(func(st *deadprops.Store) error { return st.Copy(src.full, dst.full) })
+		s.propsChanged(func(st *deadprops.Store) error { return st.CopyProps(src.full, dst.full) })
 		if move {
 			return s.remove(ctx, src)
 		}
@@ -262,6 +266,13 @@ func (s *Server) transfer(ctx context.Context, src, dst target, move, overwrite 
 			}
 			return st.Copy(src.full, dst.full)
 		})
+	}
+	// The provider's answer carries its own time; the kept one, which
+	// moved along with the properties, goes back into the listing.
+	if l, ok := s.cache.get(dst.m.path, path.Dir(dst.rel)); ok {
+		if o, ok := l.get(path.Base(dst.rel)); ok {
+			l.put(s.withKeptTime(dst.m, dst.rel, o))
+		}
 	}
 	return !exists, nil
 }

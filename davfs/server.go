@@ -328,7 +328,7 @@ func (s *Server) list(ctx context.Context, m *mount, dir string) (*listing, erro
 		if err != nil {
 			return nil, fmt.Errorf("%s%s: list: %w", m.path, dir, err)
 		}
-		l := newListing(objs)
+		l := newListing(s.withKeptTimes(m, dir, objs))
 		for _, p := range s.pending.in(m, dir) {
 			if _, real := l.get(p.Name); !real {
 				l.put(p)

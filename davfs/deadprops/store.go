@@ -2,20 +2,30 @@
 // per share path in an embedded bbolt database under state_dir, so they
 // survive restarts and follow MOVE and COPY. Keys are share paths
 // ("/local/a/b.txt"); a folder's subtree is every key below "path/".
+//
+// Beside them it keeps the modification times the bridge remembers for
+// files of providers that cannot store a client's time (see ModTimes);
+// they follow MOVE and COPY and go with DELETE the same way.
 package deadprops
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/net/webdav"
 )
 
-var bucket = []byte("deadprops")
+var (
+	bucket      = []byte("deadprops")
+	timesBucket = []byte("modtimes")
+	buckets     = [][]byte{bucket, timesBucket}
+)
 
 // Store is the property database. It is safe for concurrent use.
 type Store struct {
@@ -29,8 +39,12 @@ func Open(file string) (*Store, error) {
 		return nil, fmt.Errorf("deadprops: open %s: %w", file, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		_, err := tx.CreateBucketIfNotExists(bucket)
-		return err
+		for _, name := range buckets {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		db.Close()
@@ -147,34 +161,51 @@ func subtree(b *bolt.Bucket, path string, fn func(k, v []byte) error) error {
 // Delete forgets path and everything below it.
 func (s *Store) Delete(path string) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucket)
-		return subtree(b, path, func(k, _ []byte) error { return b.Delete(k) })
+		for _, name := range buckets {
+			b := tx.Bucket(name)
+			if err := subtree(b, path, func(k, _ []byte) error { return b.Delete(k) }); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
 
-// Copy gives dst (and its subtree) the properties of src's, replacing
-// whatever dst had.
-func (s *Store) Copy(src, dst string) error { return s.transfer(src, dst, false) }
+// Copy gives dst (and its subtree) the properties and kept times of src's,
+// replacing whatever dst had.
+func (s *Store) Copy(src, dst string) error { return s.transfer(src, dst, false, buckets) }
 
 // Move is Copy, then src's properties are forgotten.
-func (s *Store) Move(src, dst string) error { return s.transfer(src, dst, true) }
+func (s *Store) Move(src, dst string) error { return s.transfer(src, dst, true, buckets) }
 
-func (s *Store) transfer(src, dst string, move bool) error {
+// CopyProps is Copy of the dead properties only, for a copy to another
+// mount: there the upload itself set the kept times.
+func (s *Store) CopyProps(src, dst string) error {
+	return s.transfer(src, dst, false, [][]byte{bucket})
+}
+
+func (s *Store) transfer(src, dst string, move bool, names [][]byte) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucket)
-		if err := subtree(b, dst, func(k, _ []byte) error { return b.Delete(k) }); err != nil {
-			return err
-		}
-		return subtree(b, src, func(k, v []byte) error {
-			nk := append([]byte(dst), k[len(src):]...)
-			if err := b.Put(nk, v); err != nil {
+		for _, name := range names {
+			b := tx.Bucket(name)
+			if err := subtree(b, dst, func(k, _ []byte) error { return b.Delete(k) }); err != nil {
 				return err
 			}
-			if move {
-				return b.Delete(k)
+			err := subtree(b, src, func(k, v []byte) error {
+				nk := append([]byte(dst), k[len(src):]...)
+				if err := b.Put(nk, v); err != nil {
+					return err
+				}
+				if move {
+					return b.Delete(k)
+				}
+				return nil
+			})
+			if err != nil {
+				return err
 			}
-			return nil
-		})
+		}
+		return nil
 	})
 }
 
@@ -197,4 +228,71 @@ func (s *Store) AnyIn(path string) (bool, error) {
 		return nil
 	})
 	return found, err
+}
+
+// ModTime is a modification time the bridge keeps for a file, with the
+// file's size then: a record whose size no longer matches the file's is
+// stale (the file was replaced behind the bridge's back) and is ignored.
+type ModTime struct {
+	Time time.Time
+	Size int64
+}
+
+// decodeModTime reads a record: 8 bytes of Unix nanoseconds, 8 of size.
+func decodeModTime(v []byte) (ModTime, bool) {
+	if len(v) != 16 {
+		return ModTime{}, false
+	}
+	return ModTime{
+		Time: time.Unix(0, int64(binary.BigEndian.Uint64(v))),
+		Size: int64(binary.BigEndian.Uint64(v[8:])),
+	}, true
+}
+
+// SetModTime keeps t as the modification time of the file at path, whose
+// size is size.
+func (s *Store) SetModTime(path string, t time.Time, size int64) error {
+	v := make([]byte, 16)
+	binary.BigEndian.PutUint64(v, uint64(t.UnixNano()))
+	binary.BigEndian.PutUint64(v[8:], uint64(size))
+	return s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(timesBucket).Put([]byte(path), v)
+	})
+}
+
+// ModTimes returns the kept times of the files directly inside the folder
+// dir, by name: one read transaction for a whole listing, skipping over
+// the records of subfolders.
+func (s *Store) ModTimes(dir string) (map[string]ModTime, error) {
+	prefix := []byte(strings.TrimSuffix(dir, "/") + "/")
+	out := map[string]ModTime{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(timesBucket).Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); {
+			name := k[len(prefix):]
+			if i := bytes.IndexByte(name, '/'); i >= 0 {
+				// A subfolder's records: seek past them ('0' follows '/').
+				next := append(append([]byte(nil), k[:len(prefix)+i]...), '0')
+				k, v = c.Seek(next)
+				continue
+			}
+			if mt, ok := decodeModTime(v); ok {
+				out[string(name)] = mt
+			}
+			k, v = c.Next()
+		}
+		return nil
+	})
+	return out, err
+}
+
+// ModTimeAt returns the kept time of the file at path, if there is one.
+func (s *Store) ModTimeAt(path string) (ModTime, bool, error) {
+	var mt ModTime
+	found := false
+	err := s.db.View(func(tx *bolt.Tx) error {
+		mt, found = decodeModTime(tx.Bucket(timesBucket).Get([]byte(path)))
+		return nil
+	})
+	return mt, found, err
 }

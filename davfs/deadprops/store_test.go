@@ -4,6 +4,7 @@ import (
 	"encoding/xml"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"golang.org/x/net/webdav"
 )
@@ -68,5 +69,44 @@ func TestPropsFollowMoveCopyDelete(t *testing.T) {
 	defer s.Close()
 	if value(t, s, "/m/c", "p") != "dir" {
 		t.Fatal("lost across reopen")
+	}
+}
+
+func TestModTimesOfAFolder(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "props.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	at := time.Unix(1700000000, 5)
+	for p, size := range map[string]int64{"/m/a": 1, "/m/b": 2, "/m/sub/c": 3, "/m/sub/deep/d": 4, "/m/z": 5, "/mm/x": 6} {
+		if err := s.SetModTime(p, at.Add(time.Duration(size)*time.Second), size); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.ModTimes("/m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || got["a"].Size != 1 || got["b"].Size != 2 || got["z"].Size != 5 || !got["z"].Time.Equal(at.Add(5*time.Second)) {
+		t.Fatalf("ModTimes(/m) = %v, want a, b and z only", got)
+	}
+	if err := s.Move("/m/sub", "/m/moved"); err != nil {
+		t.Fatal(err)
+	}
+	if mt, ok, _ := s.ModTimeAt("/m/moved/deep/d"); !ok || mt.Size != 4 {
+		t.Fatalf("after Move: %v %v", mt, ok)
+	}
+	if err := s.CopyProps("/m/a", "/o/a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := s.ModTimeAt("/o/a"); ok {
+		t.Fatal("CopyProps copied a kept time")
+	}
+	if err := s.Delete("/m"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.ModTimes("/m/moved/deep"); len(got) != 0 {
+		t.Fatalf("after Delete: %v", got)
 	}
 }

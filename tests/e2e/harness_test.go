@@ -39,8 +39,9 @@ type Mount struct {
 	// Backing, when set, returns the bytes stored at a mount-relative path
 	// behind the bridge's back, to prove nothing was lost or altered.
 	Backing func(rel string) ([]byte, error)
-	// KeepsModTimes: the provider stores the client's modification times
-	// (drivers.Features.SetModTime), so rclone need not re-upload to set them.
+	// KeepsModTimes: the client's modification times are kept (by the
+	// provider, or by the bridge for one that keeps none), so rclone need
+	// not re-upload to set them.
 	KeepsModTimes bool
 	// HasHashes: objects carry real content hashes, so rclone check compares
 	// by hash; without them it can compare sizes only.
@@ -133,11 +134,12 @@ func cloudreveMount(path, download string) Mount {
 func disktopMount(path, download string) Mount {
 	dt := disktopfake.New()
 	return Mount{
-		Path:      path,
-		Driver:    "disktop",
-		Download:  download,
-		Litmus:    litmusFor(download),
-		HasHashes: true, // md5 in listings
+		Path:          path,
+		Driver:        "disktop",
+		Download:      download,
+		Litmus:        litmusFor(download),
+		HasHashes:     true, // md5 in listings
+		KeepsModTimes: true, // the provider keeps none; the bridge does
 		Setup: func() (map[string]any, error) {
 			// The fake runs in the test process; the bridge reaches it on
 			// loopback like the real service.
