@@ -40,6 +40,8 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"bridge/tests/fakes/fakeclock"
 )
 
 // Codes of the real server (NOTES.md).
@@ -145,8 +147,7 @@ type Fault struct {
 type Fake struct {
 	mu sync.Mutex
 
-	clockMu sync.Mutex
-	clock   func() time.Time
+	clock fakeclock.Clock
 
 	// ChunkSize is the local policy's chunk size (the real default is
 	// 25 MiB); OneDrive sessions round it down to a multiple of 320 KiB.
@@ -183,7 +184,7 @@ type Fake struct {
 // using the local policy.
 func New() *Fake {
 	f := &Fake{
-		clock: time.Now, ChunkSize: 1 << 20, QuotaBytes: 1 << 40,
+		ChunkSize: 1 << 20, QuotaBytes: 1 << 40,
 		User: "bridge@example.com", Password: "fake-password-1",
 		key:   make([]byte, 32),
 		files: map[string]*node{}, dirs: map[string]*node{},
@@ -216,25 +217,13 @@ func (f *Fake) AddUser(email, password, totpSecret string) {
 
 // SetClock replaces the fake's clock (tests move it to expire download
 // URLs, upload sessions and cookies, and to check TOTP codes).
-func (f *Fake) SetClock(now func() time.Time) {
-	f.clockMu.Lock()
-	f.clock = now
-	f.clockMu.Unlock()
-}
+func (f *Fake) SetClock(now func() time.Time) { f.clock.Set(now) }
 
-// Advance moves the fake's clock forward by d from wherever it is.
-func (f *Fake) Advance(d time.Duration) {
-	f.clockMu.Lock()
-	t := f.clock().Add(d)
-	f.clock = func() time.Time { return t }
-	f.clockMu.Unlock()
-}
+// Advance moves the fake's clock forward by d from wherever it is; it
+// keeps running from there.
+func (f *Fake) Advance(d time.Duration) { f.clock.Advance(d) }
 
-func (f *Fake) now() time.Time {
-	f.clockMu.Lock()
-	defer f.clockMu.Unlock()
-	return f.clock()
-}
+func (f *Fake) now() time.Time { return f.clock.Now() }
 
 // SetLimits changes the users' quota and the policies' max_size while the
 // fake is serving (0 max_size: no limit).

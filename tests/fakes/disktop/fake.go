@@ -18,6 +18,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"bridge/tests/fakes/fakeclock"
 )
 
 // Errnos the fake answers with, beside the HTTP status (the document names
@@ -108,8 +110,7 @@ type upload struct {
 type Fake struct {
 	mu sync.Mutex
 
-	clockMu sync.Mutex
-	clock   func() time.Time
+	clock fakeclock.Clock
 
 	// DeviceInterval is the polling interval device codes ask for (the
 	// document's example: 5 s).
@@ -161,7 +162,6 @@ type fault struct {
 // New makes a fake with an empty account whose sandbox folder exists.
 func New() *Fake {
 	f := &Fake{
-		clock:          time.Now,
 		DeviceInterval: 5 * time.Second,
 		ChunkSize:      5 << 20,
 		AccessTTL:      time.Hour,
@@ -191,25 +191,13 @@ func New() *Fake {
 
 // SetClock replaces the fake's clock (tests move it to expire URLs, tokens,
 // upload sessions and device codes).
-func (f *Fake) SetClock(now func() time.Time) {
-	f.clockMu.Lock()
-	f.clock = now
-	f.clockMu.Unlock()
-}
+func (f *Fake) SetClock(now func() time.Time) { f.clock.Set(now) }
 
-// Advance moves the fake's clock forward by d from wherever it is.
-func (f *Fake) Advance(d time.Duration) {
-	f.clockMu.Lock()
-	base := f.clock
-	f.clock = func() time.Time { return base().Add(d) }
-	f.clockMu.Unlock()
-}
+// Advance moves the fake's clock forward by d from wherever it is; it
+// keeps running from there.
+func (f *Fake) Advance(d time.Duration) { f.clock.Advance(d) }
 
-func (f *Fake) now() time.Time {
-	f.clockMu.Lock()
-	defer f.clockMu.Unlock()
-	return f.clock()
-}
+func (f *Fake) now() time.Time { return f.clock.Now() }
 
 // Secrets returns every credential the fake knows or handed out (client
 // secret, access and refresh tokens, device codes, URL signatures), for
