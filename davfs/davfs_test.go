@@ -477,9 +477,11 @@ func TestOptions(t *testing.T) {
 	d := newMemDriver(t, allFeatures())
 	e := newEnv(t, Options{}, Mount{Path: "/m", Driver: d})
 	wantStatus(t, e.do(t, "PUT", "/m/f.txt", strings.NewReader("x")), http.StatusCreated)
+	wantStatus(t, e.do(t, "MKCOL", "/m/dir", nil), http.StatusCreated)
 	for p, want := range map[string]string{
-		"/":        "OPTIONS, GET, HEAD, DELETE, PROPPATCH, COPY, MOVE, LOCK, UNLOCK, PROPFIND",
-		"/m/":      "OPTIONS, GET, HEAD, DELETE, PROPPATCH, COPY, MOVE, LOCK, UNLOCK, PROPFIND",
+		"/":        "OPTIONS, GET, HEAD, PROPPATCH, LOCK, UNLOCK, PROPFIND",
+		"/m/":      "OPTIONS, GET, HEAD, PROPPATCH, LOCK, UNLOCK, PROPFIND",
+		"/m/dir/":  "OPTIONS, GET, HEAD, DELETE, PROPPATCH, COPY, MOVE, LOCK, UNLOCK, PROPFIND",
 		"/m/f.txt": "OPTIONS, GET, HEAD, PUT, DELETE, PROPPATCH, COPY, MOVE, LOCK, UNLOCK, PROPFIND",
 		"/m/new":   "OPTIONS, LOCK, PUT, MKCOL",
 	} {

@@ -83,7 +83,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // serveOptions answers what can be done at a path, as x/net would, except
-// that a folder also takes GET and HEAD (the bridge lists it as HTML) and a
+// that a folder also takes GET and HEAD (the bridge lists it as HTML), the
+// share root and mount roots cannot be deleted, copied or moved, and a
 // read-only user is offered no writing method.
 func (s *Server) serveOptions(w http.ResponseWriter, r *http.Request, t target) {
 	methods := []string{"OPTIONS", "LOCK", "PUT", "MKCOL"} // a new name
@@ -96,6 +97,10 @@ func (s *Server) serveOptions(w http.ResponseWriter, r *http.Request, t target) 
 	case !isNotFound(err):
 		writeError(w, err)
 		return
+	}
+	if t.isShareRoot() || t.isMountRoot() {
+		// Fixed folders: never deleted, copied or moved (403).
+		methods = slices.DeleteFunc(methods, func(m string) bool { return m == "DELETE" || m == "COPY" || m == "MOVE" })
 	}
 	if u := auth.UserFrom(r.Context()); u != nil && u.ReadOnly {
 		methods = slices.DeleteFunc(methods, func(m string) bool { return writeMethods[m] })
