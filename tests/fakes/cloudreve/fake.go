@@ -18,11 +18,21 @@
 //     others are silently skipped and the answer is still 0 (the server's
 //     update is scoped by src_dir). A name taken in dst answers 40004.
 //   - listing a missing folder answers 40016; a missing file id 40044; an
-//     expired or wrong download signature 40005; acting on the root 40053.
+//     expired, missing or wrong download signature 40005 (the middleware's
+//     check comes first); a download session unknown, expired or whose
+//     file is gone 404; acting on the root 40053.
 //   - the OneDrive finish callback needs no login (the session id is the
 //     capability), like the server's callback routes.
 //   - upload sessions live 24 h, download URLs 600 s, cookies 60 days, all
-//     on the fake's clock (SetClock, Advance).
+//     on the fake's clock (SetClock, Advance); the fault layer (Faults) may
+//     shorten links and cookies.
+//   - made-up failures of the fault layer (rate limit, 5xx) answer as a
+//     reverse proxy in front of the server does: plain text with that HTTP
+//     status (Graph's JSON error on the OneDrive upload URLs).
+//   - a restart (Faults.Restart, POST /__restart) forgets logins, upload
+//     sessions and download sessions, which the server keeps in its
+//     memory cache; the signing key is in the database and stays, so an
+//     old link passes the signature check and answers code 404.
 package cloudrevefake
 
 import (
@@ -34,14 +44,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"path"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
 
-	"bridge/tests/fakes/fakeclock"
+	"bridge/tests/fakes/faults"
 )
 
 // Codes of the real server (NOTES.md).
@@ -49,6 +61,7 @@ const (
 	CodeOK             = 0
 	CodeTwoFactor      = 203
 	CodeLoginRequired  = 401
+	CodeDownloadGone   = 404 // download session unknown, expired or its file gone
 	CodeBadParams      = 40001
 	CodeExists         = 40004
 	CodeBadSignature   = 40005
@@ -119,7 +132,15 @@ type uploadSession struct {
 	done     bool
 }
 
-// Fault is an injected failure of calls to one endpoint (a Calls key).
+// downloadSession is what PUT /file/download makes: the file a signed
+// link serves, until it expires or the server restarts.
+type downloadSession struct {
+	fileID  string
+	expires int64 // unix seconds, as its link's sign
+}
+
+// Fault is an injected failure of calls to one endpoint (a Calls key),
+// in Cloudreve's terms; Inject hands it to the fault layer.
 type Fault struct {
 	Endpoint string
 	// Skip lets this many calls through first: Skip 2 fails the third
@@ -128,7 +149,8 @@ type Fault struct {
 	// Times is how many calls fail after that (0 means 1).
 	Times int
 	// Status answers this HTTP status (a 5xx of a proxy in front of the
-	// server) instead of the server's answer.
+	// server, plain text; a 429 or 503 carries Retry-After: 1) instead of
+	// the server's answer.
 	Status int
 	// Code answers this JSON code with HTTP 200, as the server does.
 	Code int
@@ -140,14 +162,17 @@ type Fault struct {
 	Hold <-chan struct{}
 }
 
-// Fake is the server, served by Handler. Calls and faults name endpoints:
-// login, 2fa, storage, list, mkdir, upload-session, chunk, cancel,
-// onedrive-put, onedrive-status (a GET on the upload URL), onedrive-finish,
-// download, dl (the signed URLs), move, copy, rename, delete, update.
+// Fake is the server, served by Handler through its fault layer
+// (Faults). Calls and faults name endpoints: login, 2fa, storage, list,
+// mkdir, upload-session, chunk, cancel, onedrive-put, onedrive-status (a
+// GET on the upload URL), onedrive-finish, download, dl (the signed URLs),
+// move, copy, rename, delete, update.
 type Fake struct {
 	mu sync.Mutex
 
-	clock fakeclock.Clock
+	// Faults is the fault layer every endpoint is served through: the
+	// clock, lifetimes, rate limit, random failures and restarts.
+	Faults *faults.Layer
 
 	// ChunkSize is the local policy's chunk size (the real default is
 	// 25 MiB); OneDrive sessions round it down to a multiple of 320 KiB.
@@ -167,7 +192,7 @@ type Fake struct {
 	def                        *user
 	users                      []*user
 	baseURL                    string
-	key                        []byte
+	key                        []byte // signs download links; kept across restarts
 
 	local, onedrive *Policy
 	files, dirs     map[string]*node // separate id spaces
@@ -175,8 +200,7 @@ type Fake struct {
 	nextDir         int
 	sessions        map[string]*session // by cookie
 	uploads         map[string]*uploadSession
-	calls           map[string]int
-	faults          []*Fault
+	downloads       map[string]*downloadSession // by session id
 	secrets         []string
 }
 
@@ -186,12 +210,16 @@ func New() *Fake {
 	f := &Fake{
 		ChunkSize: 1 << 20, QuotaBytes: 1 << 40,
 		User: "bridge@example.com", Password: "fake-password-1",
-		key:   make([]byte, 32),
-		files: map[string]*node{}, dirs: map[string]*node{},
-		sessions: map[string]*session{},
-		uploads:  map[string]*uploadSession{}, calls: map[string]int{},
+		Faults: faults.New(faults.Config{}),
+		key:    make([]byte, 32),
+		files:  map[string]*node{}, dirs: map[string]*node{},
+		sessions:  map[string]*session{},
+		uploads:   map[string]*uploadSession{},
+		downloads: map[string]*downloadSession{},
 	}
 	rand.Read(f.key)
+	f.Faults.SetErrorWriter(writeFault)
+	f.Faults.OnRestart(f.restart)
 	f.local = &Policy{ID: "z3hJ", Name: "Default storage policy", Type: "local"}
 	f.onedrive = &Policy{ID: "kVfW", Name: "OneDrive", Type: "onedrive"}
 	f.def = f.newUser("", "", "")
@@ -215,15 +243,43 @@ func (f *Fake) AddUser(email, password, totpSecret string) {
 	f.newUser(email, password, totpSecret)
 }
 
+// restart forgets what the server keeps in its memory cache: logins,
+// upload sessions and download sessions.
+func (f *Fake) restart() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.sessions = map[string]*session{}
+	f.uploads = map[string]*uploadSession{}
+	f.downloads = map[string]*downloadSession{}
+}
+
+// writeFault writes the layer's made-up failures as a reverse proxy in
+// front of the server does (the server itself never answers non-200), and
+// as Graph does on the OneDrive upload URLs.
+func writeFault(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	if strings.HasPrefix(r.URL.Path, "/onedrive/") {
+		code := "serviceNotAvailable"
+		if status == http.StatusTooManyRequests {
+			code = "activityLimitReached"
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": code, "message": msg}})
+		return
+	}
+	http.Error(w, fmt.Sprintf("%d %s", status, http.StatusText(status)), status)
+}
+
 // SetClock replaces the fake's clock (tests move it to expire download
-// URLs, upload sessions and cookies, and to check TOTP codes).
-func (f *Fake) SetClock(now func() time.Time) { f.clock.Set(now) }
+// URLs, upload sessions and cookies, and to check TOTP codes); it is the
+// fault layer's clock.
+func (f *Fake) SetClock(now func() time.Time) { f.Faults.SetClock(now) }
 
 // Advance moves the fake's clock forward by d from wherever it is; it
 // keeps running from there.
-func (f *Fake) Advance(d time.Duration) { f.clock.Advance(d) }
+func (f *Fake) Advance(d time.Duration) { f.Faults.Advance(d) }
 
-func (f *Fake) now() time.Time { return f.clock.Now() }
+func (f *Fake) now() time.Time { return f.Faults.Now() }
 
 // SetLimits changes the users' quota and the policies' max_size while the
 // fake is serving (0 max_size: no limit).
@@ -249,32 +305,35 @@ func (f *Fake) UseOneDrive(p string) {
 	f.mkdirAll(f.def.root, p).policy = f.onedrive
 }
 
-// DropSessions forgets every login, as a server restart does.
+// DropSessions forgets every login, as a server restart does, but keeps
+// the rest (Faults.Restart is the whole restart).
 func (f *Fake) DropSessions() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.sessions = map[string]*session{}
 }
 
-// Calls returns how often each endpoint was called.
-func (f *Fake) Calls() map[string]int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	out := map[string]int{}
-	for k, v := range f.calls {
-		out[k] = v
-	}
-	return out
-}
+// Calls returns how often each endpoint was called (failed calls too).
+func (f *Fake) Calls() map[string]int { return f.Faults.Calls() }
 
 // Inject adds a fault; faults on one endpoint apply in the order given.
+// Of Hold, Cut, Status and Code the first set wins; a Code (0 included)
+// is answered as the server does, HTTP 200 with that JSON code, without
+// acting on the call.
 func (f *Fake) Inject(ft Fault) {
-	if ft.Times <= 0 {
-		ft.Times = 1
+	lf := faults.Fault{Endpoint: ft.Endpoint, Skip: ft.Skip, Times: ft.Times}
+	switch {
+	case ft.Hold != nil:
+		lf.Hold = ft.Hold
+	case ft.Cut:
+		lf.Cut = true
+	case ft.Status != 0:
+		lf.Status = ft.Status
+	default:
+		code := ft.Code
+		lf.Answer = func(w http.ResponseWriter, r *http.Request) { reply(w, code, nil, "injected failure") }
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.faults = append(f.faults, &ft)
+	f.Faults.Inject(lf)
 }
 
 // FailCode makes the next count calls of endpoint answer a JSON code.
@@ -499,16 +558,57 @@ func validName(name string) bool {
 // ForbiddenNames are names the server refuses (for the conformance suite).
 var ForbiddenNames = []string{"a:b", "what?", "star*", "pipe|x", `quo"te`, "less<", "more>", `back\slash`, "trailing "}
 
-func (f *Fake) sign(k string, exp int64) string {
+// sign is the server's HMACAuth.Sign: base64url (padded) of
+// HMAC-SHA256("<body>:<expires>"), then ":<expires>".
+func (f *Fake) sign(body string, exp int64) string {
 	m := hmac.New(sha256.New, f.key)
-	fmt.Fprintf(m, "%s:%d", k, exp)
-	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+	fmt.Fprintf(m, "%s:%d", body, exp)
+	return base64.URLEncoding.EncodeToString(m.Sum(nil)) + ":" + strconv.FormatInt(exp, 10)
+}
+
+// signURI is the server's SignURI: the path is signed, the sign goes in
+// the query, URL-encoded ("...%3D%3A<expires>").
+func (f *Fake) signURI(p string, exp int64) (string, string) {
+	sig := f.sign(p, exp)
+	return p + "?" + url.Values{"sign": {sig}}.Encode(), sig
+}
+
+// checkSign is the server's HMACAuth.Check of a URL's sign; it answers
+// the server's message for a failure, "" when the sign is good.
+func (f *Fake) checkSign(p, sign string) string {
+	parts := strings.Split(sign, ":")
+	if parts[len(parts)-1] == "" {
+		return "expire timestamp is missing"
+	}
+	exp, err := strconv.ParseInt(parts[len(parts)-1], 10, 64)
+	if err != nil {
+		return "authorization failed"
+	}
+	if exp != 0 && exp < f.now().Unix() {
+		return "signature expired"
+	}
+	if !hmac.Equal([]byte(f.sign(p, exp)), []byte(sign)) {
+		return "authorization failed"
+	}
+	return ""
 }
 
 func randomID() string {
 	b := make([]byte, 12)
 	rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// randomRunes is the server's util.RandStringRunes: n letters, as its
+// download session ids are.
+func randomRunes(n int) string {
+	const letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	b := make([]byte, n)
+	rand.Read(b)
+	for i := range b {
+		b[i] = letters[int(b[i])%len(letters)]
+	}
+	return string(b)
 }
 
 // reply writes the server's envelope, always with HTTP 200.

@@ -7,11 +7,16 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/pquerna/otp/totp"
+
+	"bridge/tests/fakes/faults"
 )
 
 // client speaks to the fake as a bare HTTP client would.
@@ -368,4 +373,152 @@ func TestFaults(t *testing.T) {
 	if n := c.f.Calls()["storage"]; n != 5 {
 		t.Fatalf("%d storage calls counted, want 5", n)
 	}
+}
+
+// fetch GETs a URL of the fake without the cookie, as a player given a
+// download link does.
+func (c *client) fetch(u string) answer {
+	c.t.Helper()
+	resp, err := http.Get(c.base + u)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	a := answer{Status: resp.StatusCode, Header: resp.Header}
+	a.Body, _ = io.ReadAll(resp.Body)
+	json.Unmarshal(a.Body, &a)
+	return a
+}
+
+// link makes a download link for the default user's file at dir/name.
+func (c *client) link(dir, name string) string {
+	c.t.Helper()
+	var rel string
+	json.Unmarshal(c.want(c.do("PUT", "/api/v3/file/download/"+c.id(dir, name, "file"), nil), 0).Data, &rel)
+	return rel
+}
+
+// wantJSON checks a link's answer is the server's HTTP 200 envelope with
+// code.
+func wantJSON(t *testing.T, a answer, code int, what string) {
+	t.Helper()
+	if a.Status != 200 || a.Code != code || a.Header.Get("Content-Type") != "application/json; charset=utf-8" {
+		t.Fatalf("%s: HTTP %d %s %s, want HTTP 200 JSON code %d", what, a.Status, a.Header.Get("Content-Type"), a.Body, code)
+	}
+}
+
+var linkShape = regexp.MustCompile(`^/api/v3/file/download/([A-Za-z]{16})\?sign=([A-Za-z0-9_-]+(?:%3D)*)%3A([0-9]+)$`)
+
+func TestDownloadLinksAreSignedSessions(t *testing.T) {
+	c := start(t)
+	now := time.Unix(1_800_000_000, 0)
+	c.f.SetClock(func() time.Time { return now })
+	c.f.Put("/v.bin", []byte("0123456789"))
+	c.login()
+	rel := c.link("/", "v.bin")
+	m := linkShape.FindStringSubmatch(rel)
+	if m == nil {
+		t.Fatalf("link %q: want /api/v3/file/download/<session>?sign=<sig>%%3A<expiry>", rel)
+	}
+	// The sign is Cloudreve's HMACAuth over the path, expiring LinkTTL on.
+	sign, _ := url.QueryUnescape(m[2] + "%3A" + m[3])
+	if m[3] != fmt.Sprint(now.Add(LinkTTL).Unix()) || sign != c.f.sign("/api/v3/file/download/"+m[1], now.Add(LinkTTL).Unix()) {
+		t.Fatalf("sign %q of %q", sign, rel)
+	}
+	if !slices.Contains(c.f.Secrets(), strings.TrimRight(strings.SplitN(sign, ":", 2)[0], "=")) {
+		t.Fatal("the signature is not among Secrets")
+	}
+	if a := c.fetch(rel); a.Status != 200 || string(a.Body) != "0123456789" || a.Header.Get("Content-Type") != "application/octet-stream" {
+		t.Fatalf("the link: %d %s %q", a.Status, a.Header.Get("Content-Type"), a.Body)
+	}
+	wantJSON(t, c.fetch("/api/v3/file/download/"+m[1]), CodeBadSignature, "no sign")
+	wantJSON(t, c.fetch(strings.Replace(rel, "sign=", "sign=A", 1)), CodeBadSignature, "a wrong sign")
+	other := linkShape.FindStringSubmatch(c.link("/", "v.bin"))
+	wantJSON(t, c.fetch("/api/v3/file/download/"+other[1]+"?sign="+m[2]+"%3A"+m[3]), CodeBadSignature, "another session's sign")
+	// A good sign for a session the server does not know.
+	bogus := "/api/v3/file/download/" + strings.Repeat("x", 16)
+	u, _ := c.f.signURI(bogus, now.Add(time.Minute).Unix())
+	wantJSON(t, c.fetch(u), CodeDownloadGone, "an unknown session")
+	// The file deleted under a live link.
+	c.f.Put("/gone", []byte("x"))
+	gone := c.link("/", "gone")
+	c.want(c.do("DELETE", "/api/v3/object", map[string]any{"items": []string{c.id("/", "gone", "file")}, "dirs": []string{}}), 0)
+	wantJSON(t, c.fetch(gone), CodeDownloadGone, "a deleted file")
+	// Expiry: the sign is checked first.
+	now = now.Add(LinkTTL + time.Second)
+	a := c.fetch(rel)
+	wantJSON(t, a, CodeBadSignature, "an expired link")
+	if a.Msg != "signature expired" {
+		t.Fatalf("expired: msg %q", a.Msg)
+	}
+}
+
+func TestLifetimesFromTheFaultLayer(t *testing.T) {
+	c := start(t)
+	now := time.Unix(1_800_000_000, 0)
+	c.f.SetClock(func() time.Time { return now })
+	c.f.Faults.SetConfig(faults.Config{TokenTTL: time.Minute, LinkTTL: 30 * time.Second})
+	c.f.Put("/v.bin", []byte("0123456789"))
+	c.login()
+	rel := c.link("/", "v.bin")
+	if m := linkShape.FindStringSubmatch(rel); m == nil || m[3] != fmt.Sprint(now.Unix()+30) {
+		t.Fatalf("link %q: want it to expire in 30 s", rel)
+	}
+	now = now.Add(30 * time.Second)
+	if a := c.fetch(rel); a.Status != 200 || string(a.Body) != "0123456789" {
+		t.Fatalf("the link at 30 s of 30: %d %q", a.Status, a.Body)
+	}
+	c.want(c.do("GET", "/api/v3/user/storage", nil), 0)
+	now = now.Add(time.Second)
+	wantJSON(t, c.fetch(rel), CodeBadSignature, "the link at 31 s of 30")
+	now = now.Add(29 * time.Second) // the cookie's minute is up
+	c.want(c.do("GET", "/api/v3/user/storage", nil), CodeLoginRequired)
+}
+
+func TestRestartForgetsWhatIsInMemory(t *testing.T) {
+	c := start(t)
+	c.f.ChunkSize = 4
+	c.f.Put("/v.bin", []byte("0123456789"))
+	c.login()
+	rel := c.link("/", "v.bin")
+	var s struct{ SessionID string }
+	json.Unmarshal(c.want(c.do("PUT", "/api/v3/file/upload", map[string]any{"path": "/", "size": 8, "name": "new",
+		"policy_id": c.list("/").Policy.ID}), 0).Data, &s)
+	old := c.cookie
+
+	if a := c.do("POST", "/__restart", nil); a.Status != 200 || !strings.Contains(string(a.Body), "restarted") {
+		t.Fatalf("POST /__restart: %d %s", a.Status, a.Body)
+	}
+	c.want(c.do("GET", "/api/v3/user/storage", nil), CodeLoginRequired)
+	wantJSON(t, c.fetch(rel), CodeDownloadGone, "an old link after a restart")
+	c.login()
+	if c.cookie == old {
+		t.Fatal("the old cookie came back")
+	}
+	c.want(c.do("POST", "/api/v3/file/upload/"+s.SessionID+"/0", []byte("abcd")), CodeSessionGone)
+	if a := c.fetch(c.link("/", "v.bin")); a.Status != 200 || string(a.Body) != "0123456789" {
+		t.Fatalf("a fresh link after a restart: %d %q", a.Status, a.Body)
+	}
+	if c.f.Faults.Restarts() != 1 || c.f.OpenUploads() != 0 {
+		t.Fatalf("%d restarts, %d open uploads", c.f.Faults.Restarts(), c.f.OpenUploads())
+	}
+}
+
+func TestMadeUpFailuresHaveTheProxyShape(t *testing.T) {
+	c := start(t)
+	c.f.Faults.SetConfig(faults.Config{RateLimit: 1})
+	if ms := time.Now().Nanosecond() / 1e6; ms > 500 { // one wall-clock second, where the limit counts
+		time.Sleep(time.Duration(1010-ms) * time.Millisecond)
+	}
+	c.login()
+	a := c.do("POST", "/api/v3/user/session", map[string]string{"userName": c.f.User, "Password": c.f.Password})
+	if a.Status != 429 || a.Header.Get("Retry-After") != "1" || !strings.HasPrefix(a.Header.Get("Content-Type"), "text/plain") {
+		t.Fatalf("rate-limited login: %d %v %q", a.Status, a.Header, a.Body)
+	}
+	c.f.Faults.SetConfig(faults.Config{ErrorRate: 1})
+	if a := c.do("GET", "/api/v3/user/storage", nil); a.Status < 500 || !strings.HasPrefix(a.Header.Get("Content-Type"), "text/plain") {
+		t.Fatalf("a random 5xx: %d %v %q", a.Status, a.Header, a.Body)
+	}
+	c.f.Faults.SetConfig(faults.Config{})
+	c.want(c.do("GET", "/api/v3/user/storage", nil), 0)
 }

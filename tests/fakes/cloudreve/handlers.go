@@ -7,12 +7,15 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/totp"
+
+	"bridge/tests/fakes/faults"
 )
 
 const cookieName = "cloudreve-session"
@@ -20,86 +23,33 @@ const cookieName = "cloudreve-session"
 type userKey struct{}
 
 // Handler serves the API under /api/v3, the OneDrive-style upload URLs
-// and the signed downloads.
+// and the signed downloads, each through the fault layer, and POST
+// /__restart.
 func (f *Fake) Handler() http.Handler {
 	mux := http.NewServeMux()
-	route := func(pattern, name string, h http.HandlerFunc) { mux.Handle(pattern, f.counted(name, h)) }
-	route("POST /api/v3/user/session", "login", f.login)
-	route("POST /api/v3/user/2fa", "2fa", f.twoFactor)
-	route("GET /api/v3/user/storage", "storage", f.authed(f.storage))
-	route("GET /api/v3/directory", "list", f.authed(f.list))
-	route("GET /api/v3/directory/{path...}", "list", f.authed(f.list))
-	route("PUT /api/v3/directory", "mkdir", f.authed(f.mkdir))
-	route("PUT /api/v3/file/upload", "upload-session", f.authed(f.createUpload))
-	route("POST /api/v3/file/upload/{sid}/{index}", "chunk", f.authed(f.chunk))
-	route("DELETE /api/v3/file/upload/{sid}", "cancel", f.authed(f.cancel))
-	route("PUT /onedrive/upload/{sid}", "onedrive-put", f.onedrivePut)
-	route("GET /onedrive/upload/{sid}", "onedrive-status", f.onedriveStatus)
-	route("POST /api/v3/callback/onedrive/finish/{sid}", "onedrive-finish", f.onedriveFinish)
-	route("PUT /api/v3/file/download/{id}", "download", f.authed(f.downloadURL))
-	route("GET /api/v3/file/download/{key}", "dl", f.serveFile)
-	route("PATCH /api/v3/object", "move", f.authed(f.move))
-	route("POST /api/v3/object/copy", "copy", f.authed(f.copy))
-	route("POST /api/v3/object/rename", "rename", f.authed(f.rename))
-	route("DELETE /api/v3/object", "delete", f.authed(f.remove))
-	route("PUT /api/v3/file/update/{id}", "update", f.authed(f.update))
-	return mux
-}
-
-// counted counts calls and applies injected faults.
-func (f *Fake) counted(name string, h http.HandlerFunc) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		f.mu.Lock()
-		f.calls[name]++
-		var hit *Fault
-		for _, ft := range f.faults {
-			if ft.Endpoint != name || ft.Times <= 0 {
-				continue
-			}
-			if ft.Skip > 0 {
-				ft.Skip--
-				break
-			}
-			ft.Times--
-			hit = ft
-			break
-		}
-		f.mu.Unlock()
-		switch {
-		case hit == nil:
-			h(w, r)
-		case hit.Hold != nil:
-			select {
-			case <-hit.Hold:
-				h(w, r)
-			case <-r.Context().Done():
-			}
-		case hit.Cut:
-			h(&cutWriter{ResponseWriter: w}, r)
-		case hit.Status != 0:
-			io.Copy(io.Discard, r.Body)
-			http.Error(w, "injected failure", hit.Status)
-		default:
-			io.Copy(io.Discard, r.Body)
-			reply(w, hit.Code, nil, "injected failure")
-		}
-	})
-}
-
-// cutWriter sends half of the first write, then breaks the connection.
-type cutWriter struct {
-	http.ResponseWriter
-	wrote bool
-}
-
-func (c *cutWriter) Write(p []byte) (int, error) {
-	if !c.wrote {
-		c.wrote = true
-		c.ResponseWriter.Write(p[:len(p)/2])
-		http.NewResponseController(c.ResponseWriter).Flush()
-		panic(http.ErrAbortHandler)
+	route := func(pattern, name string, kind faults.Kind, h http.HandlerFunc) {
+		mux.Handle(pattern, f.Faults.Route(name, kind, h))
 	}
-	return c.ResponseWriter.Write(p)
+	route("POST /api/v3/user/session", "login", faults.Auth, f.login)
+	route("POST /api/v3/user/2fa", "2fa", faults.Auth, f.twoFactor)
+	route("GET /api/v3/user/storage", "storage", faults.API, f.authed(f.storage))
+	route("GET /api/v3/directory", "list", faults.API, f.authed(f.list))
+	route("GET /api/v3/directory/{path...}", "list", faults.API, f.authed(f.list))
+	route("PUT /api/v3/directory", "mkdir", faults.API, f.authed(f.mkdir))
+	route("PUT /api/v3/file/upload", "upload-session", faults.API, f.authed(f.createUpload))
+	route("POST /api/v3/file/upload/{sid}/{index}", "chunk", faults.Upload, f.authed(f.chunk))
+	route("DELETE /api/v3/file/upload/{sid}", "cancel", faults.API, f.authed(f.cancel))
+	route("PUT /onedrive/upload/{sid}", "onedrive-put", faults.Upload, f.onedrivePut)
+	route("GET /onedrive/upload/{sid}", "onedrive-status", faults.API, f.onedriveStatus)
+	route("POST /api/v3/callback/onedrive/finish/{sid}", "onedrive-finish", faults.API, f.onedriveFinish)
+	route("PUT /api/v3/file/download/{id}", "download", faults.API, f.authed(f.downloadURL))
+	route("GET /api/v3/file/download/{sid}", "dl", faults.Download, f.serveFile)
+	route("PATCH /api/v3/object", "move", faults.API, f.authed(f.move))
+	route("POST /api/v3/object/copy", "copy", faults.API, f.authed(f.copy))
+	route("POST /api/v3/object/rename", "rename", faults.API, f.authed(f.rename))
+	route("DELETE /api/v3/object", "delete", faults.API, f.authed(f.remove))
+	route("PUT /api/v3/file/update/{id}", "update", faults.API, f.authed(f.update))
+	return f.Faults.Handler(mux)
 }
 
 // authed requires a logged-in session cookie: {"code":401} otherwise.
@@ -151,7 +101,7 @@ func (f *Fake) credentials(u *user) (string, string, string) {
 
 func (f *Fake) newCookie(w http.ResponseWriter, u *user, pending bool) {
 	v := randomID()
-	exp := f.now().Add(SessionTTL)
+	exp := f.now().Add(f.Faults.TokenTTL(SessionTTL))
 	f.sessions[v] = &session{u: u, pending: pending, expires: exp}
 	f.secrets = append(f.secrets, v)
 	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: v, Path: "/", HttpOnly: true, Expires: exp})
@@ -488,6 +438,10 @@ func (f *Fake) onedriveFinish(w http.ResponseWriter, r *http.Request) {
 	f.finish(w, s)
 }
 
+// downloadURL makes a download session, as the server's
+// CreateDownloadSession does for the local policy: a random session id
+// kept (in the server's cache) for the link's lifetime, and a relative
+// URL signed over its path.
 func (f *Fake) downloadURL(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -496,36 +450,50 @@ func (f *Fake) downloadURL(w http.ResponseWriter, r *http.Request) {
 		reply(w, CodeNotFound, nil, "File not exist")
 		return
 	}
-	exp := f.now().Add(LinkTTL).Unix()
-	k := n.id + "." + strconv.FormatInt(exp, 10)
-	sig := f.sign(k, exp)
-	f.secrets = append(f.secrets, sig)
-	reply(w, CodeOK, "/api/v3/file/download/"+k+"?sign="+sig, "")
+	now := f.now()
+	for id, s := range f.downloads { // the cache drops them too
+		if now.Unix() > s.expires {
+			delete(f.downloads, id)
+		}
+	}
+	exp := now.Add(f.Faults.LinkTTL(LinkTTL)).Unix()
+	sid := randomRunes(16)
+	f.downloads[sid] = &downloadSession{fileID: n.id, expires: exp}
+	u, sig := f.signURI("/api/v3/file/download/"+sid, exp)
+	sum, _, _ := strings.Cut(sig, ":")
+	// The padding-free part is in the link whether its "=" is encoded or not.
+	f.secrets = append(f.secrets, strings.TrimRight(sum, "="))
+	reply(w, CodeOK, u, "")
 }
 
-// serveFile serves a signed URL: no cookie, Range as http.ServeContent
-// does it (suffix ranges, 416).
+// serveFile serves a download session's file, as the server does: the
+// sign middleware first (40005), then the session (404), then the bytes,
+// with Range as http.ServeContent does it (suffix ranges, 416). No cookie.
 func (f *Fake) serveFile(w http.ResponseWriter, r *http.Request) {
-	k := r.PathValue("key")
-	id, expText, _ := strings.Cut(k, ".")
-	exp, _ := strconv.ParseInt(expText, 10, 64)
 	f.mu.Lock()
-	n, ok := f.files[id]
-	good := ok && hmacEqual(r.URL.Query().Get("sign"), f.sign(k, exp)) && f.now().Unix() <= exp
+	bad := f.checkSign(r.URL.Path, r.URL.Query().Get("sign"))
+	s, known := f.downloads[r.PathValue("sid")]
+	var n *node
+	if known && f.now().Unix() <= s.expires { // as long as its sign, to the second
+		n = f.files[s.fileID]
+	}
+	var name string
 	var content []byte
-	if ok {
-		content = n.content
+	if n != nil {
+		name, content = n.name, n.content
 	}
 	f.mu.Unlock()
-	if !good {
-		reply(w, CodeBadSignature, nil, "Signature expired or invalid")
-		return
+	switch {
+	case bad != "":
+		reply(w, CodeBadSignature, nil, bad)
+	case n == nil:
+		reply(w, CodeDownloadGone, nil, "Download session not exist")
+	default:
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Content-Disposition", `attachment; filename="`+url.PathEscape(name)+`"`)
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(content))
 	}
-	w.Header().Set("Content-Type", "application/octet-stream")
-	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(content))
 }
-
-func hmacEqual(a, b string) bool { return a != "" && a == b }
 
 // srcList is the {items, dirs} of object calls.
 type srcList struct {

@@ -19,7 +19,7 @@ import (
 	"sync"
 	"time"
 
-	"bridge/tests/fakes/fakeclock"
+	"bridge/tests/fakes/faults"
 )
 
 // Errnos the fake answers with, beside the HTTP status (the document names
@@ -35,7 +35,12 @@ const (
 	ErrnoRateLimited  = 42901
 	ErrnoQuota        = 50701
 	ErrnoInternal     = 50001
+	ErrnoUnavailable  = 50301
 )
+
+// errnoFor is the errno of a made-up failure: the HTTP status times 100
+// plus 1, the pattern of the errnos above (42901, 50001, 50301).
+func errnoFor(status int) int { return status*100 + 1 }
 
 // SandboxDir is where files.app_data tokens are confined.
 const SandboxDir = "/我的应用数据/BridgeTest"
@@ -55,12 +60,14 @@ type node struct {
 }
 
 type token struct {
-	access    string
-	refresh   string
-	scopes    []string
-	expires   time.Time
-	clientID  string
-	refreshed bool // the refresh token was used: it is dead
+	access         string
+	refresh        string
+	scopes         []string
+	expires        time.Time
+	ttl            time.Duration // the access token's lifetime, for expires_in
+	refreshExpires time.Time     // zero: the refresh token does not expire
+	clientID       string
+	refreshed      bool // the refresh token was used: it is dead
 }
 
 type deviceCode struct {
@@ -86,10 +93,11 @@ type upload struct {
 	finished bool
 }
 
-// Fake is the provider, served by Handler. Calls, Fail and Cut name
-// endpoints: authorize, token, device-code, device-token, device-page,
-// user-info, quota, list, search, meta, download, folder, manage, precreate,
-// part, parts, complete, abort, and dl (the signed download URLs).
+// Fake is the provider, served by Handler through its fault layer
+// (Faults). Calls, Fail and Cut name endpoints: authorize, token,
+// device-code, device-token, device-page, user-info, quota, list, search,
+// meta, download, folder, manage, precreate, part, parts, complete, abort,
+// and dl (the signed download URLs).
 //
 // Choices where the document is silent:
 //   - precreate refuses a name that exists in the folder (409, ErrnoExists);
@@ -106,25 +114,36 @@ type upload struct {
 //   - unknown scopes are refused (invalid_scope); a files.app_data token
 //     without files.write_all writes only inside the sandbox, even when
 //     files.read_all lets it read the whole disk;
-//   - a refresh token works only for the client it was issued to.
+//   - a refresh token works only for the client it was issued to;
+//   - made-up failures of the fault layer (rate limit, 5xx) answer
+//     {errno, errmsg} with errno status*100+1 on API and upload endpoints,
+//     an RFC 6749 {error, error_description} with the real status (never
+//     400, which would kill the refresh token) on /oauth/*, and plain text
+//     on the signed links, as a CDN does;
+//   - a restart (Faults.Restart, POST /__restart) forgets access tokens,
+//     upload sessions and the link-signing key; refresh tokens, files and
+//     device codes live in the service's database and stay. Old links then
+//     answer 403 as any dead link does.
 type Fake struct {
 	mu sync.Mutex
 
-	clock fakeclock.Clock
+	// Faults is the fault layer every endpoint is served through: the
+	// clock, lifetimes, rate limit, random failures and restarts.
+	Faults *faults.Layer
 
 	// DeviceInterval is the polling interval device codes ask for (the
 	// document's example: 5 s).
 	DeviceInterval time.Duration
 	// ChunkSize is what precreate hands out (the document's example: 5 MiB).
 	ChunkSize int64
-	// AccessTTL is the lifetime of access tokens.
+	// AccessTTL is the lifetime of access tokens when Faults sets none.
 	AccessTTL time.Duration
 	// QuotaBytes is the account's total storage.
 	QuotaBytes int64
 
 	ClientID, ClientSecret string
 	baseURL                string
-	secret                 []byte
+	linkKey                []byte // signs download URLs; a restart rotates it
 
 	root       *node
 	folders    map[int]*node
@@ -137,8 +156,6 @@ type Fake struct {
 	devices    map[string]*deviceCode
 	uploads    map[string]*upload
 
-	calls   map[string]int
-	faults  []*fault
 	secrets []string // every token and signature handed out
 	// loseParts: the first delivery of these part numbers is
 	// acknowledged but not kept, as a backend that loses a chunk does;
@@ -151,14 +168,6 @@ type authCode struct {
 	scopes                        []string
 }
 
-// fault is an injected failure of the next count calls of an endpoint.
-type fault struct {
-	endpoint string
-	status   int
-	cut      bool // break the connection mid-body
-	count    int
-}
-
 // New makes a fake with an empty account whose sandbox folder exists.
 func New() *Fake {
 	f := &Fake{
@@ -167,7 +176,8 @@ func New() *Fake {
 		AccessTTL:      time.Hour,
 		QuotaBytes:     1 << 40,
 		ClientID:       "bridge-test-client",
-		secret:         make([]byte, 32),
+		Faults:         faults.New(faults.Config{}),
+		linkKey:        newKey(),
 		folders:        map[int]*node{},
 		files:          map[int]*node{},
 		tokens:         map[string]*token{},
@@ -175,12 +185,12 @@ func New() *Fake {
 		codes:          map[string]*authCode{},
 		devices:        map[string]*deviceCode{},
 		uploads:        map[string]*upload{},
-		calls:          map[string]int{},
 		nextFolder:     1,
 		nextFile:       1,
 	}
-	rand.Read(f.secret)
-	f.ClientSecret = hex.EncodeToString(f.secret[:8])
+	f.ClientSecret = randomHex(8)
+	f.Faults.SetErrorWriter(f.writeFault)
+	f.Faults.OnRestart(f.restart)
 	f.root = f.newFolder(nil, "")
 	parent := f.root
 	for _, seg := range strings.Split(strings.Trim(SandboxDir, "/"), "/") {
@@ -189,15 +199,52 @@ func New() *Fake {
 	return f
 }
 
+// newKey makes a random signing key.
+func newKey() []byte {
+	k := make([]byte, 32)
+	rand.Read(k)
+	return k
+}
+
+// restart is what the service forgets when it restarts: what it keeps in
+// memory (access tokens, upload sessions, the link-signing key), not what
+// is in its database (refresh tokens, files).
+func (f *Fake) restart() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.tokens = map[string]*token{}
+	f.uploads = map[string]*upload{}
+	f.linkKey = newKey()
+}
+
+// writeFault writes the layer's made-up failures in Disk.Top's shapes.
+func (f *Fake) writeFault(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	switch {
+	case strings.HasPrefix(r.URL.Path, "/oauth/"):
+		code := "temporarily_unavailable"
+		switch {
+		case status == http.StatusTooManyRequests:
+			code = "slow_down"
+		case status < 500:
+			code = "invalid_request"
+		}
+		writeJSON(w, status, map[string]any{"error": code, "error_description": msg})
+	case strings.HasPrefix(r.URL.Path, "/dl/"):
+		http.Error(w, msg, status)
+	default:
+		apiError(w, status, errnoFor(status), msg)
+	}
+}
+
 // SetClock replaces the fake's clock (tests move it to expire URLs, tokens,
-// upload sessions and device codes).
-func (f *Fake) SetClock(now func() time.Time) { f.clock.Set(now) }
+// upload sessions and device codes); it is the fault layer's clock.
+func (f *Fake) SetClock(now func() time.Time) { f.Faults.SetClock(now) }
 
 // Advance moves the fake's clock forward by d from wherever it is; it
 // keeps running from there.
-func (f *Fake) Advance(d time.Duration) { f.clock.Advance(d) }
+func (f *Fake) Advance(d time.Duration) { f.Faults.Advance(d) }
 
-func (f *Fake) now() time.Time { return f.clock.Now() }
+func (f *Fake) now() time.Time { return f.Faults.Now() }
 
 // Secrets returns every credential the fake knows or handed out (client
 // secret, access and refresh tokens, device codes, URL signatures), for
@@ -252,9 +299,17 @@ func (f *Fake) IssueToken(scopes ...string) (string, string) {
 	return t.access, t.refresh
 }
 
+// accessTTL is the access-token lifetime: the fault layer's, else
+// AccessTTL.
+func (f *Fake) accessTTL() time.Duration { return f.Faults.TokenTTL(f.AccessTTL) }
+
 func (f *Fake) issue(clientID string, scopes []string) *token {
+	now, ttl := f.now(), f.accessTTL()
 	t := &token{access: "at-" + randomHex(16), refresh: "rt-" + randomHex(16), scopes: scopes,
-		expires: f.now().Add(f.AccessTTL), clientID: clientID}
+		expires: now.Add(ttl), ttl: ttl, clientID: clientID}
+	if ttl := f.Faults.RefreshTTL(); ttl > 0 {
+		t.refreshExpires = now.Add(ttl)
+	}
 	f.tokens[t.access] = t
 	f.refreshes[t.refresh] = t
 	f.secrets = append(f.secrets, t.access, t.refresh)
@@ -310,24 +365,13 @@ func (f *Fake) DenyDevice(userCode string) bool {
 	return false
 }
 
-// Calls returns how often each endpoint was called.
-func (f *Fake) Calls() map[string]int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	out := map[string]int{}
-	for k, v := range f.calls {
-		out[k] = v
-	}
-	return out
-}
+// Calls returns how often each endpoint was called (failed calls too).
+func (f *Fake) Calls() map[string]int { return f.Faults.Calls() }
 
 // Fail makes the next count calls of endpoint (a Calls key) answer status
-// with an {errno, errmsg} body; a 429 carries Retry-After: 1.
-func (f *Fake) Fail(endpoint string, status, count int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.faults = append(f.faults, &fault{endpoint: endpoint, status: status, count: count})
-}
+// in the endpoint's error shape ({errno, errmsg} on the API); a 429
+// carries Retry-After: 1.
+func (f *Fake) Fail(endpoint string, status, count int) { f.Faults.Fail(endpoint, status, count) }
 
 // LoseParts makes the next delivery of each of these part numbers be
 // acknowledged but not kept.
@@ -344,11 +388,7 @@ func (f *Fake) LoseParts(seqs ...int) {
 
 // Cut makes the next count calls of endpoint break the connection half way
 // through the body.
-func (f *Fake) Cut(endpoint string, count int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.faults = append(f.faults, &fault{endpoint: endpoint, cut: true, count: count})
-}
+func (f *Fake) Cut(endpoint string, count int) { f.Faults.Cut(endpoint, count) }
 
 // Put stores a file at a sandbox path behind the driver's back, creating
 // folders as needed (for tests and seeding).
@@ -473,9 +513,9 @@ func validName(name string) bool {
 // ForbiddenNames are names the fake refuses (for the conformance suite).
 var ForbiddenNames = []string{"a:b", "what?", "pipe|name", `back\slash`, "tab\tname"}
 
-// sign makes the download URL's signature.
+// sign makes the download URL's signature (f.mu held).
 func (f *Fake) sign(id int, exp int64) string {
-	m := hmac.New(sha256.New, f.secret)
+	m := hmac.New(sha256.New, f.linkKey)
 	fmt.Fprintf(m, "%d:%d", id, exp)
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }

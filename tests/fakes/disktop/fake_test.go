@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"bridge/tests/fakes/faults"
 )
 
 type harness struct {
@@ -384,5 +386,167 @@ func TestManageBatchesAndFaults(t *testing.T) {
 	}
 	if c, body := h.do("GET", "/v1/user/quota", access, nil, nil); c != 200 || data(body)["total_bytes"] == nil {
 		t.Fatalf("quota: %d %v", c, body)
+	}
+}
+
+// raw sends a request and returns the whole answer.
+func (h *harness) raw(method, target, token string, form url.Values) (*http.Response, string) {
+	h.t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, _ := http.NewRequest(method, h.srv.URL+target, body)
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+// refresh trades a refresh token for a new pair.
+func (h *harness) refresh(rt string) (int, map[string]any) {
+	h.t.Helper()
+	return h.do("POST", "/oauth/token", "", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt},
+		"client_id": {h.f.ClientID}, "client_secret": {h.f.ClientSecret}}, nil)
+}
+
+// link asks for the signed URL of the sandbox file at p.
+func (h *harness) link(access, p string) map[string]any {
+	h.t.Helper()
+	_, body := h.do("GET", "/v1/files?path=/", access, nil, nil)
+	for _, f := range data(body)["files"].([]any) {
+		if f.(map[string]any)["name"] == strings.TrimPrefix(p, "/") {
+			_, body = h.do("GET", fmt.Sprintf("/v1/files/%v/download", f.(map[string]any)["id"]), access, nil, nil)
+			return data(body)
+		}
+	}
+	h.t.Fatalf("%s not listed", p)
+	return nil
+}
+
+func TestLifetimesFromTheFaultLayer(t *testing.T) {
+	h := newHarness(t)
+	h.f.Faults.SetConfig(faults.Config{TokenTTL: 90 * time.Second, LinkTTL: 30 * time.Second, RefreshTTL: time.Hour})
+	h.f.Put("/v.bin", []byte("0123456789"))
+	_, rt := h.f.IssueToken()
+	code, tok := h.refresh(rt)
+	if code != 200 || tok["expires_in"] != float64(90) {
+		t.Fatalf("refresh: %d %v, want expires_in 90", code, tok)
+	}
+	access := tok["access_token"].(string)
+	h.advance(89 * time.Second)
+	if code, _ := h.do("GET", "/v1/user/quota", access, nil, nil); code != 200 {
+		t.Fatalf("at 89 s of 90: %d", code)
+	}
+	l := h.link(access, "/v.bin")
+	if l["expires_in"] != float64(30) {
+		t.Fatalf("link expires_in %v, want 30", l["expires_in"])
+	}
+	h.advance(2 * time.Second)
+	if code, _ := h.do("GET", "/v1/user/quota", access, nil, nil); code != 401 {
+		t.Fatalf("at 91 s of 90: %d", code)
+	}
+	h.advance(28 * time.Second) // 30 s after the link was made
+	if resp, body := h.raw("GET", strings.TrimPrefix(l["url"].(string), h.srv.URL), "", nil); resp.StatusCode != 200 || body != "0123456789" {
+		t.Fatalf("the link at 30 s of 30: %d %q", resp.StatusCode, body)
+	}
+	h.advance(2 * time.Second)
+	if resp, _ := h.raw("GET", strings.TrimPrefix(l["url"].(string), h.srv.URL), "", nil); resp.StatusCode != 403 {
+		t.Fatalf("the link at 32 s of 30: %d", resp.StatusCode)
+	}
+	// The refresh token made 2 minutes ago dies an hour after it was made.
+	h.advance(time.Hour - 2*time.Minute)
+	if code, body := h.refresh(tok["refresh_token"].(string)); code != 400 || body["error"] != "invalid_grant" {
+		t.Fatalf("an expired refresh token: %d %v", code, body)
+	}
+}
+
+func TestRestartForgetsWhatIsInMemory(t *testing.T) {
+	h := newHarness(t)
+	h.f.ChunkSize = 4
+	h.f.Put("/v.bin", []byte("0123456789"))
+	access, rt := h.f.IssueToken()
+	old := h.link(access, "/v.bin")["url"].(string)
+	_, body := h.do("POST", "/v1/files/upload/precreate", access, url.Values{"parent_path": {"/"}, "name": {"new"},
+		"size": {"8"}, "md5": {md5hex([]byte("abcdefgh"))}}, nil)
+	uploadID := data(body)["upload_id"].(string)
+
+	if resp, body := h.raw("POST", "/__restart", "", nil); resp.StatusCode != 200 {
+		t.Fatalf("POST /__restart: %d %s", resp.StatusCode, body)
+	}
+	if code, body := h.do("GET", "/v1/user/quota", access, nil, nil); code != 401 || body["errno"] != float64(ErrnoUnauthorized) {
+		t.Fatalf("the access token after a restart: %d %v", code, body)
+	}
+	if code, _ := h.do("GET", "/upload/u/"+uploadID+"/parts", "", nil, nil); code != 404 || h.f.OpenUploads() != 0 {
+		t.Fatalf("the upload session after a restart: %d, %d open", code, h.f.OpenUploads())
+	}
+	resp, text := h.raw("GET", strings.TrimPrefix(old, h.srv.URL), "", nil)
+	if resp.StatusCode != 403 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") {
+		t.Fatalf("an old link after a restart: %d %s %q", resp.StatusCode, resp.Header.Get("Content-Type"), text)
+	}
+	code, tok := h.refresh(rt)
+	if code != 200 {
+		t.Fatalf("the refresh token after a restart: %d %v", code, tok)
+	}
+	fresh := h.link(tok["access_token"].(string), "/v.bin")["url"].(string)
+	if resp, body := h.raw("GET", strings.TrimPrefix(fresh, h.srv.URL), "", nil); resp.StatusCode != 200 || body != "0123456789" {
+		t.Fatalf("a fresh link after a restart: %d %q", resp.StatusCode, body)
+	}
+	if h.f.Faults.Restarts() != 1 {
+		t.Fatalf("%d restarts", h.f.Faults.Restarts())
+	}
+}
+
+// earlyInASecond waits, if need be, for the start of a wall-clock second,
+// where the rate limit counts, so a few calls land in one window.
+func earlyInASecond() {
+	if ms := time.Now().Nanosecond() / 1e6; ms > 500 {
+		time.Sleep(time.Duration(1010-ms) * time.Millisecond)
+	}
+}
+
+func TestMadeUpFailuresHaveTheProviderShape(t *testing.T) {
+	h := newHarness(t)
+	access, rt := h.f.IssueToken()
+	h.f.Faults.SetConfig(faults.Config{RateLimit: 1})
+	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}, "client_id": {h.f.ClientID},
+		"client_secret": {h.f.ClientSecret}}
+	earlyInASecond()
+	h.raw("GET", "/v1/user/quota", access, nil)
+	resp, body := h.raw("POST", "/oauth/token", "", form)
+	var oauth map[string]any
+	json.Unmarshal([]byte(body), &oauth)
+	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") != "1" || oauth["error"] != "slow_down" || oauth["error_description"] == "" {
+		t.Fatalf("rate-limited token call: %d %v %s", resp.StatusCode, resp.Header, body)
+	}
+	resp, body = h.raw("GET", "/v1/user/quota", access, nil)
+	var api map[string]any
+	json.Unmarshal([]byte(body), &api)
+	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") != "1" || api["errno"] != float64(ErrnoRateLimited) {
+		t.Fatalf("rate-limited API call: %d %v %s", resp.StatusCode, resp.Header, body)
+	}
+	h.f.Faults.SetConfig(faults.Config{})
+	h.f.Fail("token", http.StatusServiceUnavailable, 1)
+	resp, body = h.raw("POST", "/oauth/token", "", form)
+	json.Unmarshal([]byte(body), &oauth)
+	if resp.StatusCode != 503 || oauth["error"] != "temporarily_unavailable" {
+		t.Fatalf("a 503 on the token endpoint: %d %s", resp.StatusCode, body)
+	}
+	h.f.Fail("list", http.StatusBadGateway, 1)
+	if code, body := h.do("GET", "/v1/files", access, nil, nil); code != 502 || body["errno"] != float64(50201) {
+		t.Fatalf("a 502 on the API: %d %v", code, body)
+	}
+	// The refresh token survived all that: the 429 and 503 were no 400.
+	if code, _ := h.do("POST", "/oauth/token", "", form, nil); code != 200 {
+		t.Fatalf("refresh after the failures: %d", code)
 	}
 }

@@ -15,81 +15,37 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"bridge/tests/fakes/faults"
 )
 
-// Handler serves the fake's API, OAuth, upload and download endpoints.
+// Handler serves the fake's API, OAuth, upload and download endpoints,
+// each through the fault layer, and POST /__restart.
 func (f *Fake) Handler() http.Handler {
 	mux := http.NewServeMux()
-	route := func(pattern, name string, h http.HandlerFunc) { mux.Handle(pattern, f.counted(name, h)) }
-	route("GET /oauth/authorize", "authorize", f.authorize)
-	route("POST /oauth/token", "token", f.tokenEndpoint)
-	route("POST /oauth/device-code", "device-code", f.deviceCodeEndpoint)
-	route("POST /oauth/device-token", "device-token", f.deviceToken)
-	route("/oauth/device", "device-page", f.devicePage)
-	route("GET /v1/user/info", "user-info", f.api(f.userInfo, "user.read"))
-	route("GET /v1/user/quota", "quota", f.api(f.quota, "user.read"))
-	route("GET /v1/files", "list", f.api(f.list))
-	route("GET /v1/files/search", "search", f.api(f.search))
-	route("GET /v1/files/{id}", "meta", f.api(f.meta))
-	route("GET /v1/files/{id}/download", "download", f.api(f.download))
-	route("POST /v1/files/folder", "folder", f.api(f.folder))
-	route("POST /v1/files/manage", "manage", f.api(f.manage))
-	route("POST /v1/files/upload/precreate", "precreate", f.api(f.precreate))
-	route("POST /upload/u", "part", f.part)
-	route("GET /upload/u/{id}/parts", "parts", f.parts)
-	route("POST /upload/u/{id}/complete", "complete", f.complete)
-	route("POST /upload/u/{id}/abort", "abort", f.abort)
-	route("GET /dl/{id}", "dl", f.serveFile)
-	return mux
-}
-
-// counted counts calls and applies injected faults.
-func (f *Fake) counted(name string, h http.HandlerFunc) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		f.mu.Lock()
-		f.calls[name]++
-		var hit *fault
-		for _, ft := range f.faults {
-			if ft.endpoint == name && ft.count > 0 {
-				ft.count--
-				hit = ft
-				break
-			}
-		}
-		f.mu.Unlock()
-		switch {
-		case hit != nil && hit.cut:
-			h(&cutWriter{ResponseWriter: w}, r)
-			return
-		case hit != nil && hit.status == http.StatusTooManyRequests:
-			w.Header().Set("Retry-After", "1")
-			apiError(w, hit.status, ErrnoRateLimited, "rate limited")
-			return
-		case hit != nil:
-			io.Copy(io.Discard, r.Body)
-			apiError(w, hit.status, ErrnoInternal, "injected failure")
-			return
-		}
-		h(w, r)
-	})
-}
-
-// cutWriter sends half of the first large write, then breaks the connection.
-type cutWriter struct {
-	http.ResponseWriter
-	wrote bool
-}
-
-func (c *cutWriter) Write(p []byte) (int, error) {
-	if !c.wrote && len(p) > 1 {
-		c.wrote = true
-		c.ResponseWriter.Write(p[:len(p)/2])
-		if fl, ok := c.ResponseWriter.(http.Flusher); ok {
-			fl.Flush()
-		}
-		panic(http.ErrAbortHandler)
+	route := func(pattern, name string, kind faults.Kind, h http.HandlerFunc) {
+		mux.Handle(pattern, f.Faults.Route(name, kind, h))
 	}
-	return c.ResponseWriter.Write(p)
+	route("GET /oauth/authorize", "authorize", faults.Auth, f.authorize)
+	route("POST /oauth/token", "token", faults.Auth, f.tokenEndpoint)
+	route("POST /oauth/device-code", "device-code", faults.Auth, f.deviceCodeEndpoint)
+	route("POST /oauth/device-token", "device-token", faults.Auth, f.deviceToken)
+	route("/oauth/device", "device-page", faults.Auth, f.devicePage)
+	route("GET /v1/user/info", "user-info", faults.API, f.api(f.userInfo, "user.read"))
+	route("GET /v1/user/quota", "quota", faults.API, f.api(f.quota, "user.read"))
+	route("GET /v1/files", "list", faults.API, f.api(f.list))
+	route("GET /v1/files/search", "search", faults.API, f.api(f.search))
+	route("GET /v1/files/{id}", "meta", faults.API, f.api(f.meta))
+	route("GET /v1/files/{id}/download", "download", faults.API, f.api(f.download))
+	route("POST /v1/files/folder", "folder", faults.API, f.api(f.folder))
+	route("POST /v1/files/manage", "manage", faults.API, f.api(f.manage))
+	route("POST /v1/files/upload/precreate", "precreate", faults.API, f.api(f.precreate))
+	route("POST /upload/u", "part", faults.Upload, f.part)
+	route("GET /upload/u/{id}/parts", "parts", faults.API, f.parts)
+	route("POST /upload/u/{id}/complete", "complete", faults.API, f.complete)
+	route("POST /upload/u/{id}/abort", "abort", faults.API, f.abort)
+	route("GET /dl/{id}", "dl", faults.Download, f.serveFile)
+	return f.Faults.Handler(mux)
 }
 
 // session is what a valid Bearer token grants.
@@ -261,11 +217,12 @@ func (f *Fake) download(w http.ResponseWriter, r *http.Request, s session) {
 	if n == nil {
 		return
 	}
-	exp := f.now().Add(600 * time.Second).Unix()
+	ttl := f.Faults.LinkTTL(600 * time.Second)
+	exp := f.now().Add(ttl).Unix()
 	sig := f.sign(n.id, exp)
 	f.secrets = append(f.secrets, sig)
 	u := fmt.Sprintf("%s/dl/%d?exp=%d&sig=%s", f.baseURL, n.id, exp, sig)
-	ok(w, map[string]any{"url": u, "expires_in": 600, "name": n.name, "size": len(n.content), "md5": n.md5})
+	ok(w, map[string]any{"url": u, "expires_in": int(ttl / time.Second), "name": n.name, "size": len(n.content), "md5": n.md5})
 }
 
 // serveFile serves a signed URL, with Range, until it expires.
@@ -613,9 +570,11 @@ func (f *Fake) clientOK(r *http.Request, secretRequired bool) bool {
 	return secret == f.ClientSecret
 }
 
-func tokenJSON(t *token, ttl time.Duration) map[string]any {
+// tokenJSON answers a token grant; expires_in is the access token's
+// lifetime.
+func (f *Fake) tokenJSON(t *token) map[string]any {
 	return map[string]any{"access_token": t.access, "refresh_token": t.refresh, "token_type": "Bearer",
-		"expires_in": int(ttl.Seconds()), "scope": strings.Join(t.scopes, " ")}
+		"expires_in": int(t.ttl / time.Second), "scope": strings.Join(t.scopes, " ")}
 }
 
 func (f *Fake) tokenEndpoint(w http.ResponseWriter, r *http.Request) {
@@ -641,7 +600,7 @@ func (f *Fake) tokenEndpoint(w http.ResponseWriter, r *http.Request) {
 			oauthError(w, "invalid_client", "bad client credentials")
 			return
 		}
-		writeJSON(w, http.StatusOK, tokenJSON(f.issue(c.clientID, c.scopes), f.AccessTTL))
+		writeJSON(w, http.StatusOK, f.tokenJSON(f.issue(c.clientID, c.scopes)))
 	case "refresh_token":
 		if !f.clientOK(r, false) {
 			oauthError(w, "invalid_client", "bad client credentials")
@@ -652,12 +611,17 @@ func (f *Fake) tokenEndpoint(w http.ResponseWriter, r *http.Request) {
 			oauthError(w, "invalid_grant", "refresh token invalid, used or revoked")
 			return
 		}
+		if !old.refreshExpires.IsZero() && !f.now().Before(old.refreshExpires) {
+			delete(f.refreshes, old.refresh)
+			oauthError(w, "invalid_grant", "refresh token expired")
+			return
+		}
 		// Rotation: the old refresh token dies now, and so does its
 		// access token.
 		old.refreshed = true
 		delete(f.refreshes, old.refresh)
 		delete(f.tokens, old.access)
-		writeJSON(w, http.StatusOK, tokenJSON(f.issue(old.clientID, old.scopes), f.AccessTTL))
+		writeJSON(w, http.StatusOK, f.tokenJSON(f.issue(old.clientID, old.scopes)))
 	default:
 		oauthError(w, "unsupported_grant_type", "grant_type must be authorization_code or refresh_token")
 	}
@@ -732,6 +696,6 @@ func (f *Fake) deviceToken(w http.ResponseWriter, r *http.Request) {
 		oauthError(w, "authorization_pending", "waiting for the user")
 	default:
 		delete(f.devices, d.code)
-		writeJSON(w, http.StatusOK, tokenJSON(f.issue(d.clientID, d.scopes), f.AccessTTL))
+		writeJSON(w, http.StatusOK, f.tokenJSON(f.issue(d.clientID, d.scopes)))
 	}
 }
