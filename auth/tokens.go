@@ -6,12 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/oauth2"
+
+	"bridge/drivers"
+	"bridge/drivers/pacer"
 )
 
 // ErrNeedsLogin means the provider refused the stored refresh token (used,
@@ -19,13 +24,21 @@ import (
 var ErrNeedsLogin = errors.New("provider login needed: run `bridge login`")
 
 const (
-	// refreshMargin is how long before expiry an access token is replaced.
-	refreshMargin = 2 * time.Minute
-	// refreshTimeout bounds one refresh. The refresh runs detached from the
-	// caller's context: once a rotating refresh token has been sent, the
-	// answer must be read and saved even if the caller has gone, or the
-	// account is lost.
+	// maxRefreshMargin is the most an access token is replaced before its
+	// expiry. The margin is a tenth of the token's lifetime up to this: a
+	// fixed 2 minutes would outlast a 120-second token, which would then be
+	// refreshed (and its rotating refresh token spent and written to disk)
+	// before every call.
+	maxRefreshMargin = 2 * time.Minute
+	// refreshTimeout bounds one refresh, retries included. The refresh runs
+	// detached from the caller's context: once a rotating refresh token has
+	// been sent, the answer must be read and saved even if the caller has
+	// gone, or the account is lost.
 	refreshTimeout = time.Minute
+	// refreshAttempts is how often the token endpoint is tried for one
+	// refresh when it answers 429, 5xx or loses the connection: every
+	// caller waits on this one refresh, so it tries harder than a call.
+	refreshAttempts = 5
 )
 
 // TokenStore holds one mount's OAuth2 tokens on disk and in memory.
@@ -36,6 +49,12 @@ const (
 // and the new pair is on disk (temp file, fsync, rename, mode 0600) before
 // the new access token is handed to anyone: a crash between the two would
 // otherwise lose the account.
+//
+// An access token is used until a tenth of its lifetime (at most
+// maxRefreshMargin) before it expires, so short-lived tokens are not
+// refreshed on every call. A refresh that meets a 429, a 5xx or a lost
+// connection is retried with the drivers' shared pacer (drivers/pacer),
+// honouring Retry-After.
 //
 // When the provider refuses the refresh token the store enters the "needs
 // login" state; it leaves it when a `bridge login` (in this or another
@@ -48,11 +67,17 @@ type TokenStore struct {
 
 	mu          sync.Mutex
 	now         func() time.Time
+	sleep       func(ctx context.Context, d time.Duration) error
 	onNeedLogin func(reason string)
 	tok         *oauth2.Token
-	needsLogin  bool
-	loaded      fileStamp    // the token file as last read or written
-	inflight    *refreshCall // the refresh under way, shared by all callers
+	// margin is how long before tok's expiry it is replaced; unknown is
+	// a token read from disk without its lifetime, whose margin is set on
+	// the store's clock at its first use.
+	margin     time.Duration
+	unknown    bool
+	needsLogin bool
+	loaded     fileStamp    // the token file as last read or written
+	inflight   *refreshCall // the refresh under way, shared by all callers
 }
 
 // fileStamp tells whether the token file changed since it was read.
@@ -70,12 +95,13 @@ type refreshCall struct {
 // NewTokenStore loads the token file if there is one. client is used for
 // the token endpoint.
 func NewTokenStore(file string, conf *oauth2.Config, client *http.Client) (*TokenStore, error) {
-	s := &TokenStore{file: file, conf: conf, client: client, now: time.Now}
+	s := &TokenStore{file: file, conf: conf, client: client, now: time.Now, sleep: pacer.Sleep}
 	t, stamp, err := readTokenFile(file)
 	if err != nil {
 		return nil, err
 	}
-	s.tok, s.loaded = t, stamp
+	s.loaded = stamp
+	s.setLocked(t, false)
 	return s, nil
 }
 
@@ -106,6 +132,14 @@ func (s *TokenStore) SetClock(now func() time.Time) {
 	s.mu.Unlock()
 }
 
+// SetSleep replaces how a refresh waits between tries of the token
+// endpoint (tests record the waits instead of waiting).
+func (s *TokenStore) SetSleep(sleep func(ctx context.Context, d time.Duration) error) {
+	s.mu.Lock()
+	s.sleep = sleep
+	s.mu.Unlock()
+}
+
 // OnNeedsLogin sets fn to be called once each time the store enters the
 // "needs login" state, with a reason that holds no secret (for one clear
 // log line).
@@ -128,7 +162,7 @@ func (s *TokenStore) Seed(refresh string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.tok == nil && refresh != "" {
-		s.tok = &oauth2.Token{RefreshToken: refresh}
+		s.setLocked(&oauth2.Token{RefreshToken: refresh}, false)
 	}
 }
 
@@ -140,7 +174,8 @@ func (s *TokenStore) Save(t *oauth2.Token) error {
 	if err := WriteFileAtomic(s.file, t); err != nil {
 		return err
 	}
-	s.tok, s.needsLogin = t, false
+	s.setLocked(t, true)
+	s.needsLogin = false
 	s.stampLocked()
 	return nil
 }
@@ -162,7 +197,7 @@ func (s *TokenStore) Token(ctx context.Context) (*oauth2.Token, error) {
 		s.mu.Unlock()
 		return nil, ErrNeedsLogin
 	}
-	if s.tok.AccessToken != "" && (s.tok.Expiry.IsZero() || s.now().Add(refreshMargin).Before(s.tok.Expiry)) {
+	if s.tok.AccessToken != "" && (s.tok.Expiry.IsZero() || s.now().Add(s.marginLocked()).Before(s.tok.Expiry)) {
 		t := s.tok
 		s.mu.Unlock()
 		return t, nil
@@ -171,7 +206,7 @@ func (s *TokenStore) Token(ctx context.Context) (*oauth2.Token, error) {
 	if c == nil {
 		c = &refreshCall{done: make(chan struct{})}
 		s.inflight = c
-		go s.refresh(context.WithoutCancel(ctx), c, s.tok.RefreshToken)
+		go s.refresh(context.WithoutCancel(ctx), c, s.tok.RefreshToken, s.sleep)
 	}
 	s.mu.Unlock()
 	select {
@@ -190,12 +225,48 @@ func (s *TokenStore) Rejected(access string) {
 	if s.tok != nil && s.tok.AccessToken == access {
 		t := *s.tok // callers may hold the old one: never changed in place
 		t.AccessToken = ""
-		s.tok = &t
+		s.tok = &t // same lifetime: the margin stays
 	}
 }
 
+// setLocked makes t the current token and works out its refresh margin:
+// a tenth of its lifetime, at most maxRefreshMargin. The lifetime is
+// expires_in when the answer (or the file) gave it, else, for a token
+// just obtained (fresh), its expiry minus now. A token read from disk
+// with neither gets maxRefreshMargin but never more than half the life it
+// had left when first used (marginLocked).
+func (s *TokenStore) setLocked(t *oauth2.Token, fresh bool) {
+	s.tok, s.margin, s.unknown = t, 0, false
+	switch {
+	case t == nil || t.Expiry.IsZero():
+		// Used until refused (401): no margin to keep.
+	case t.ExpiresIn > 0:
+		s.margin = min(time.Duration(t.ExpiresIn)*time.Second/10, maxRefreshMargin)
+	case fresh:
+		s.margin = min(max(t.Expiry.Sub(s.now()), 0)/10, maxRefreshMargin)
+	default:
+		s.unknown = true
+	}
+}
+
+// marginLocked is the current token's margin (see setLocked).
+func (s *TokenStore) marginLocked() time.Duration {
+	if s.unknown {
+		s.margin = min(max(s.tok.Expiry.Sub(s.now()), 0)/2, maxRefreshMargin)
+		s.unknown = false
+	}
+	return s.margin
+}
+
 // refresh trades refresh for a new pair and records the outcome in c.
-func (s *TokenStore) refresh(ctx context.Context, c *refreshCall, refresh string) {
+//
+// A 429, a 5xx or a lost connection is tried again through the pacer,
+// honouring Retry-After, within refreshTimeout (the callers each stop
+// waiting at their own deadline; the refresh goes on for the others). A
+// lost answer is retried too although the refresh token may have been
+// spent: the account is lost anyway unless the provider still takes it.
+// A refusal is not retried.
+func (s *TokenStore) refresh(ctx context.Context, c *refreshCall, refresh string, sleep func(context.Context, time.Duration) error) {
 	ctx, cancel := context.WithTimeout(ctx, refreshTimeout)
 	defer cancel()
 	var t *oauth2.Token
@@ -204,8 +275,13 @@ func (s *TokenStore) refresh(ctx context.Context, c *refreshCall, refresh string
 		err = errors.New("no refresh token")
 	} else {
 		ctx = context.WithValue(ctx, oauth2.HTTPClient, s.client)
-		old := &oauth2.Token{RefreshToken: refresh, Expiry: time.Unix(1, 0)}
-		t, err = s.conf.TokenSource(ctx, old).Token()
+		p := &pacer.Pacer{Attempts: refreshAttempts, Sleep: sleep}
+		err = p.Call(ctx, func(int) (pacer.Retry, error) {
+			old := &oauth2.Token{RefreshToken: refresh, Expiry: time.Unix(1, 0)}
+			var terr error
+			t, terr = s.conf.TokenSource(ctx, old).Token()
+			return passing(terr, refresh), terr
+		})
 	}
 
 	s.mu.Lock()
@@ -228,6 +304,9 @@ func (s *TokenStore) refresh(ctx context.Context, c *refreshCall, refresh string
 			return
 		}
 		c.err = fmt.Errorf("tokens: refresh: %s", reasonOf(err))
+		if after, ok := drivers.RetryAfter(err); ok {
+			c.err = drivers.WithRetryAfter(c.err, after) // the bridge answers 503 + Retry-After
+		}
 		return
 	}
 	if t.RefreshToken == "" {
@@ -236,12 +315,39 @@ func (s *TokenStore) refresh(ctx context.Context, c *refreshCall, refresh string
 	s.setExpiry(t)
 	// On disk before anyone uses it: the old refresh token is dead now.
 	if err := WriteFileAtomic(s.file, t); err != nil {
-		s.tok = t // keep it in memory at least: the old one is dead
+		s.setLocked(t, true) // keep it in memory at least: the old one is dead
 		c.err = fmt.Errorf("tokens: the rotated token could not be saved: %w", err)
 		return
 	}
 	s.stampLocked()
-	s.tok, c.tok = t, t
+	s.setLocked(t, true)
+	c.tok = t
+}
+
+// passing tells the pacer whether a failed refresh may be tried again: a
+// 429 or 5xx of the token endpoint (with its Retry-After), or a connection
+// lost before or during the answer. A refusal, or any other answer, is
+// final for this refresh.
+func passing(err error, refresh string) pacer.Retry {
+	if err == nil {
+		return pacer.Retry{}
+	}
+	if _, dead := refusal(err, refresh); dead {
+		return pacer.Retry{}
+	}
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) {
+		if re.Response != nil && pacer.Passing(re.Response.StatusCode) {
+			return pacer.Retry{Again: true, After: pacer.RetryAfter(re.Response)}
+		}
+		return pacer.Retry{}
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "oauth2: cannot fetch token:") {
+		// x/oauth2 reports an answer cut mid-body only by this text.
+		return pacer.Retry{Again: true}
+	}
+	return pacer.Retry{}
 }
 
 // refusal reports whether the token endpoint refused the refresh token
@@ -316,7 +422,8 @@ func (s *TokenStore) reloadLocked() {
 	if t.RefreshToken == "" || (s.tok != nil && t.RefreshToken == s.tok.RefreshToken) {
 		return // the same dead token
 	}
-	s.tok, s.needsLogin = t, false
+	s.setLocked(t, false)
+	s.needsLogin = false
 }
 
 // WriteFileAtomic writes v as JSON to file with mode 0600: temp file in the

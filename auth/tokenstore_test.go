@@ -23,9 +23,20 @@ type rotatingServer struct {
 	live    map[string]bool
 	n       int
 	calls   int
+	ttl     int           // expires_in of the tokens it issues (0: 3600)
 	status  int           // when set, answer this status with no error code
+	script  []scripted    // answers of the next calls, before the above
 	gate    chan struct{} // when set, each refresh waits for a value
 	started chan struct{} // when set, told when a refresh arrives
+}
+
+// scripted is one made-up answer of the token endpoint.
+type scripted struct {
+	status     int
+	retryAfter string // Retry-After header, when set
+	body       string
+	cut        bool // close the connection without an answer
+	broken     bool // break the connection after the body written so far
 }
 
 func (s *rotatingServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -43,6 +54,23 @@ func (s *rotatingServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer s.mu.Unlock()
 	s.calls++
 	w.Header().Set("Content-Type", "application/json")
+	if len(s.script) > 0 {
+		a := s.script[0]
+		s.script = s.script[1:]
+		if a.cut {
+			panic(http.ErrAbortHandler)
+		}
+		if a.retryAfter != "" {
+			w.Header().Set("Retry-After", a.retryAfter)
+		}
+		w.WriteHeader(a.status)
+		fmt.Fprint(w, a.body)
+		if a.broken {
+			http.NewResponseController(w).Flush()
+			panic(http.ErrAbortHandler)
+		}
+		return
+	}
 	if s.status != 0 {
 		w.WriteHeader(s.status)
 		fmt.Fprint(w, `{"message":"busy"}`)
@@ -58,8 +86,12 @@ func (s *rotatingServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.n++
 	next := fmt.Sprintf("rt-%d", s.n)
 	s.live[next] = true
+	ttl := s.ttl
+	if ttl == 0 {
+		ttl = 3600
+	}
 	json.NewEncoder(w).Encode(map[string]any{"access_token": fmt.Sprintf("at-%d", s.n), "refresh_token": next,
-		"token_type": "Bearer", "expires_in": 3600})
+		"token_type": "Bearer", "expires_in": ttl})
 }
 
 func (s *rotatingServer) set(fn func(*rotatingServer)) {
@@ -75,11 +107,12 @@ func (s *rotatingServer) count() int {
 }
 
 type storeEnv struct {
-	srv  *rotatingServer
-	hs   *httptest.Server
-	file string
-	now  time.Time
-	mu   sync.Mutex
+	srv    *rotatingServer
+	hs     *httptest.Server
+	file   string
+	now    time.Time
+	sleeps []time.Duration // the waits the stores asked for
+	mu     sync.Mutex
 }
 
 func newStoreEnv(t *testing.T) *storeEnv {
@@ -102,6 +135,21 @@ func (e *storeEnv) advance(d time.Duration) {
 	e.mu.Unlock()
 }
 
+// sleep records a wait instead of waiting: the clock does not move
+// (tokens last minutes, the waits a few seconds).
+func (e *storeEnv) sleep(ctx context.Context, d time.Duration) error {
+	e.mu.Lock()
+	e.sleeps = append(e.sleeps, d)
+	e.mu.Unlock()
+	return ctx.Err()
+}
+
+func (e *storeEnv) waits() []time.Duration {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]time.Duration(nil), e.sleeps...)
+}
+
 func (e *storeEnv) open(t *testing.T) *TokenStore {
 	t.Helper()
 	conf := &oauth2.Config{ClientID: "c", Endpoint: oauth2.Endpoint{TokenURL: e.hs.URL, AuthStyle: oauth2.AuthStyleInParams}}
@@ -110,6 +158,7 @@ func (e *storeEnv) open(t *testing.T) *TokenStore {
 		t.Fatal(err)
 	}
 	s.SetClock(e.clock)
+	s.SetSleep(e.sleep)
 	return s
 }
 
@@ -247,6 +296,9 @@ func TestPassingFailureIsNotNeedsLogin(t *testing.T) {
 	_, err := s.Token(context.Background())
 	if err == nil || errors.Is(err, ErrNeedsLogin) || s.NeedsLogin() {
 		t.Fatalf("a 502 gave %v", err)
+	}
+	if n := e.srv.count(); n != refreshAttempts {
+		t.Fatalf("%d tries of a token endpoint answering 502, want %d", n, refreshAttempts)
 	}
 	e.srv.set(func(s *rotatingServer) { s.status = 0 })
 	if _, err := s.Token(context.Background()); err != nil {
