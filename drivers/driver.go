@@ -50,7 +50,10 @@ type Ref struct {
 type Link struct {
 	URL    string
 	Header http.Header // extra request headers the provider requires
-	// Expires is when the URL stops working; zero means it does not expire.
+	// Expires is when the URL stops working, as the provider's answer says
+	// (never a guess); zero means it does not expire. A link whose lifetime
+	// the provider does not tell has Expires set to when it was asked for:
+	// it serves the request at hand and is neither cached nor redirected to.
 	Expires time.Time
 	// ClientSafe reports that URL and Header carry no long-lived secret of
 	// the account (a signed, expiring URL does not), so the link may be handed
@@ -199,4 +202,16 @@ type ModTimeSetter interface {
 // the kernel can send them without copying (sendfile).
 type FileOpener interface {
 	OpenFile(ctx context.Context, file Ref) (*os.File, error)
+}
+
+// LinkChecker is implemented by drivers whose dead or refused download
+// links do not answer with an HTTP error status: a Cloudreve server answers
+// HTTP 200 with its JSON error, a YetiShare site HTTP 200 with an HTML page.
+// The bridge has already checked the answer's status, Content-Range and
+// Content-Length against what it asked; CheckDownload sees that answer and
+// up to the first 512 bytes of its body (head), and returns an error saying
+// why it is the provider's error rather than the file. The bridge then
+// drops the link and asks for a fresh one.
+type LinkChecker interface {
+	CheckDownload(resp *http.Response, head []byte) error
 }

@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 
 	"bridge/auth"
 	"bridge/drivers"
+	"bridge/drivers/pacer"
 )
 
 const cookieName = "cloudreve-session"
@@ -25,6 +25,21 @@ const cookieName = "cloudreve-session"
 // second factor) is answered from memory instead of asking the server
 // again, so a broken mount does not hammer the login endpoint.
 const loginBackoff = time.Minute
+
+const (
+	// maxAttempts is how often one call is made at most when its failures
+	// are passing (429, a proxy's 5xx, a lost connection where allowed).
+	maxAttempts = 4
+	// maxRetryWait is the longest Retry-After waited out inside a call; a
+	// longer one goes back to the bridge (503 with Retry-After).
+	maxRetryWait = 30 * time.Second
+)
+
+// retrier is the shared pacer (drivers/pacer) with this driver's limits
+// and its sleep (tests replace it; pacer.WithSleep on a context wins).
+func (d *Driver) retrier() *pacer.Pacer {
+	return &pacer.Pacer{Attempts: maxAttempts, MaxWait: maxRetryWait, Sleep: d.sleep, Gate: &d.gate}
+}
 
 // apiError is an answer whose JSON code is not 0.
 type apiError struct {
@@ -155,7 +170,7 @@ func (d *Driver) send(ctx context.Context, cookie string, rq request) ([]*http.C
 	if jsonErr != nil || env.Code == nil || (resp.StatusCode != http.StatusOK && *env.Code == 0) {
 		// Not the server's envelope (or a non-200 that claims success).
 		if resp.StatusCode != http.StatusOK {
-			return nil, &httpError{Status: resp.StatusCode, RetryAfter: retryAfter(resp)}
+			return nil, &httpError{Status: resp.StatusCode, RetryAfter: pacer.RetryAfter(resp)}
 		}
 		return nil, errors.New("answer is not the server's JSON")
 	}
@@ -185,35 +200,61 @@ func transportErr(ctx context.Context, err error) error {
 	return &transportError{err: err}
 }
 
-func retryAfter(resp *http.Response) time.Duration {
-	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
-		return time.Duration(s) * time.Second
-	}
-	return 0
-}
-
 func isCode(err error, code int) bool {
 	var ae *apiError
 	return errors.As(err, &ae) && ae.Code == code
 }
 
 // call sends rq with the session: a 401 logs in again (once for all
-// callers that saw the same session fail) and the call is retried once.
+// callers that saw the same session fail) and the call is sent again at
+// once, once. Passing failures go through the pacer (see retryOf).
 func (d *Driver) call(ctx context.Context, rq request) error {
-	cookie, err := d.session(ctx)
-	if err != nil {
-		return err
+	relogged := false
+	return d.retrier().Call(ctx, func(int) (pacer.Retry, error) {
+		cookie, err := d.session(ctx)
+		if err != nil {
+			return pacer.Retry{}, err // the login has been retried already
+		}
+		_, err = d.send(ctx, cookie, rq)
+		if isCode(err, 401) && !relogged {
+			relogged = true
+			d.log.Info().Str("call", rq.method+" "+callName(rq.path)).Msg("cloudreve: session refused; logging in again")
+			if cookie, err = d.relogin(ctx, cookie); err != nil {
+				return pacer.Retry{}, err
+			}
+			_, err = d.send(ctx, cookie, rq)
+		}
+		return retryOf(err, rq.resendable()), err
+	})
+}
+
+// resendable reports whether rq may be sent again after its answer was
+// lost: a GET, a chunk (the same bytes for the same index) or a download
+// URL (a new signature). A lost answer to a move, copy, rename, delete,
+// mkdir or upload-session creation may hide a success, and doing it again
+// would fail or do it twice.
+func (rq request) resendable() bool {
+	return rq.method == http.MethodGet || rq.raw != nil ||
+		(rq.method == http.MethodPut && strings.HasPrefix(rq.path, "/file/download/"))
+}
+
+// retryOf tells the pacer whether a failure is passing: a 429 or 5xx that
+// is not the server's own answer (a proxy's, or the server's before it
+// reads the request), with its Retry-After; a lost connection or a cut
+// answer when the request may be sent again. The server's JSON codes are
+// answers and are not retried.
+func retryOf(err error, resendable bool) pacer.Retry {
+	var (
+		he *httpError
+		te *transportError
+	)
+	switch {
+	case errors.As(err, &he):
+		return pacer.Retry{Again: pacer.Passing(he.Status), After: he.RetryAfter}
+	case errors.As(err, &te):
+		return pacer.Retry{Again: resendable}
 	}
-	_, err = d.send(ctx, cookie, rq)
-	if !isCode(err, 401) {
-		return err
-	}
-	d.log.Info().Str("call", rq.method+" "+callName(rq.path)).Msg("cloudreve: session refused; logging in again")
-	if cookie, err = d.relogin(ctx, cookie); err != nil {
-		return err
-	}
-	_, err = d.send(ctx, cookie, rq)
-	return err
+	return pacer.Retry{}
 }
 
 // callName is an API path without ids, for logs.
@@ -274,10 +315,20 @@ func (d *Driver) relogin(ctx context.Context, stale string) (string, error) {
 	}
 }
 
+// runLogin logs in for every caller of lc. A passing failure (a 429 on
+// /user/session, a proxy's 5xx, a lost connection: logging in twice only
+// makes another session) is retried through the pacer within the minute
+// the login may take; the whole login is made again, so a second factor
+// is sent with the session it belongs to. A refusal is not retried.
 func (d *Driver) runLogin(ctx context.Context, lc *loginCall) {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	cookie, err := d.login(ctx)
+	var cookie string
+	err := d.retrier().Call(ctx, func(int) (pacer.Retry, error) {
+		var err error
+		cookie, err = d.login(ctx)
+		return retryOf(err, true), err
+	})
 	if err != nil {
 		err = fmt.Errorf("login: %w", classify(err))
 	}

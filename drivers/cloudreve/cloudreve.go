@@ -25,13 +25,24 @@
 //   - A non-200 answer carrying the JSON envelope is read by its code; one
 //     without it is a proxy's error (429 → ErrRateLimited, else
 //     ErrUnavailable).
+//   - Retries go through the drivers' shared pacer (drivers/pacer): a
+//     proxy's 429 or 5xx is retried with backoff, honouring Retry-After up
+//     to 30 s (longer: 503 + Retry-After to the client); a lost connection
+//     only for GETs, chunks and download URLs, never for a move, copy,
+//     rename, delete, mkdir or upload session, whose lost answer may hide
+//     a success. A login meets the same rules; a refused one is
+//     remembered for a minute.
 //   - Dates are RFC 3339 (the server's); "2006-01-02 15:04:05" is read
 //     too, anything else is a zero time. Ids may come as strings or numbers.
 //   - Download URLs are relative ("/api/v3/file/download/..."): they are
 //     joined to base_url keeping its path prefix; an absolute URL is used
 //     as it is. They carry their signature and need no cookie, so links
-//     are ClientSafe (download = "redirect" is allowed). Expires is 600 s
-//     after the request, less linkMargin.
+//     are ClientSafe (download = "redirect" is allowed). A link's expiry
+//     is the one its signature carries (sign=<sig>:<unix time>), never an
+//     assumed 600 s: servers set download_timeout as they like. A dead
+//     link (expired signature, or a download session the server forgot in
+//     a restart) answers HTTP 200 with the JSON envelope; CheckDownload
+//     recognises it so the bridge never serves it as the file's bytes.
 //   - mkdir is mkdir -p on the server and succeeds on an existing folder,
 //     and DELETE answers 0 for a missing id: Mkdir and Remove read the
 //     parent's listing first to answer ErrExist and ErrNotFound.
@@ -68,6 +79,7 @@
 package cloudreve
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -88,14 +100,11 @@ import (
 	"github.com/rs/zerolog"
 
 	"bridge/drivers"
+	"bridge/drivers/pacer"
 )
 
 // Name is the driver's name in configuration files.
 const Name = "cloudreve"
-
-// linkMargin is taken off a download URL's 600 s so the bridge never hands
-// out one about to expire.
-const linkMargin = 30 * time.Second
 
 // Options are the [mounts.options] of a Cloudreve mount.
 type Options struct {
@@ -117,6 +126,8 @@ type Driver struct {
 	log       zerolog.Logger
 	stateFile string
 	now       func() time.Time
+	sleep     func(ctx context.Context, d time.Duration) error // waits between retries
+	gate      pacer.Gate                                       // a rate limit met by one call holds the others back
 
 	mu         sync.Mutex
 	cookie     string
@@ -156,7 +167,7 @@ func New(ctx context.Context, cfg drivers.Config) (drivers.Driver, error) {
 		client = http.DefaultClient
 	}
 	d := &Driver{opts: o, api: o.BaseURL + "/api/v3", site: site, client: client, log: cfg.Logger,
-		now: time.Now, policies: map[string]policy{}}
+		now: time.Now, sleep: pacer.Sleep, policies: map[string]policy{}}
 	if cfg.StateDir != "" {
 		d.stateFile = filepath.Join(cfg.StateDir, "session.json")
 	}
@@ -351,6 +362,7 @@ func (d *Driver) Link(ctx context.Context, file drivers.Ref) (drivers.Link, erro
 		return drivers.Link{}, fail("link", file.Path, err)
 	}
 	var rel string
+	asked := d.now()
 	if err := d.call(ctx, request{method: http.MethodPut, path: "/file/download/" + url.PathEscape(id), out: &rel}); err != nil {
 		return drivers.Link{}, fail("link", file.Path, err)
 	}
@@ -358,7 +370,61 @@ func (d *Driver) Link(ctx context.Context, file drivers.Ref) (drivers.Link, erro
 	if err != nil {
 		return drivers.Link{}, fail("link", file.Path, err)
 	}
-	return drivers.Link{URL: u, Expires: d.now().Add(600*time.Second - linkMargin), ClientSafe: true}, nil
+	return drivers.Link{URL: u, Expires: signExpiry(u, asked), ClientSafe: true}, nil
+}
+
+// signExpiry reads a download URL's expiry from its signature, which the
+// server writes as sign=<signature>:<unix time>. A URL without one is
+// taken to live no longer than the request at hand (Expires = asked): its
+// lifetime is not guessed.
+func signExpiry(rawURL string, asked time.Time) time.Time {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return asked
+	}
+	sign := u.Query().Get("sign")
+	i := strings.LastIndexByte(sign, ':')
+	if i < 0 {
+		return asked
+	}
+	secs, err := strconv.ParseInt(sign[i+1:], 10, 64)
+	if err != nil || secs <= 0 {
+		return asked
+	}
+	return time.Unix(secs, 0)
+}
+
+// CheckDownload recognises a dead link's answer (drivers.LinkChecker): the
+// server answers HTTP 200 with its JSON envelope and a non-zero code
+// ({"code":404,"msg":"Download session not exist"} after a restart,
+// 40005 for an expired signature) where the file should be. The file
+// itself comes as an attachment (Content-Disposition), which the error
+// never does, so a file holding such JSON is still served; from a server
+// that sends no Content-Disposition it would be refused (502), the safe
+// side.
+func (d *Driver) CheckDownload(resp *http.Response, head []byte) error {
+	if strings.HasPrefix(strings.TrimSpace(strings.ToLower(resp.Header.Get("Content-Disposition"))), "attachment") {
+		return nil
+	}
+	trimmed := bytes.TrimSpace(head)
+	if len(trimmed) == 0 || trimmed[0] != '{' || len(head) >= 512 {
+		return nil
+	}
+	var env map[string]json.RawMessage
+	if json.Unmarshal(trimmed, &env) != nil {
+		return nil
+	}
+	var code int
+	var msg string
+	if json.Unmarshal(env["code"], &code) != nil || code == 0 || json.Unmarshal(env["msg"], &msg) != nil {
+		return nil
+	}
+	for k := range env {
+		if k != "code" && k != "msg" && k != "data" && k != "error" {
+			return nil
+		}
+	}
+	return fmt.Errorf("the link answered the server's error code %d instead of the file", code)
 }
 
 // resolve makes a download URL absolute: a path is joined to base_url

@@ -14,12 +14,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/BurntSushi/toml"
 	"github.com/pquerna/otp/totp"
 	"github.com/rs/zerolog"
 
 	"bridge/drivers"
 	"bridge/drivers/drivertest"
+	"bridge/drivers/pacer"
 	cloudrevefake "bridge/tests/fakes/cloudreve"
 )
 
@@ -82,19 +82,14 @@ func (e *env) tryOpen(extra map[string]any) (*Driver, error) {
 	opts := e.options(extra)
 	d, err := New(context.Background(), drivers.Config{
 		MountPath: "/cloudreve", StateDir: e.state, HTTPClient: e.srv.Client(), Logger: zerolog.New(e.logs),
-		Decode: func(v any) error {
-			var buf bytes.Buffer
-			if err := toml.NewEncoder(&buf).Encode(opts); err != nil {
-				return err
-			}
-			_, err := toml.Decode(buf.String(), v)
-			return err
-		},
+		Decode: drivertest.DecodeOptions(opts),
 	})
 	if err != nil {
 		return nil, err
 	}
-	return d.(*Driver), nil
+	dd := d.(*Driver)
+	dd.sleep = func(ctx context.Context, _ time.Duration) error { return ctx.Err() } // no real waits
+	return dd, nil
 }
 
 func root() drivers.Ref {
@@ -129,38 +124,60 @@ func (e *env) checkNoSecrets(t *testing.T, errs ...error) {
 	}
 }
 
+// conformanceDriver is the harness's driver: a fake with p's faults, and
+// a driver reading the fake's clock (so a step of the suite ages the
+// session cookie on both sides).
+func conformanceDriver(t *testing.T, p drivertest.Profile, chunk int64, onedrive bool) (*env, *Driver) {
+	e := newFake(t)
+	e.fake.ChunkSize = chunk
+	e.fake.Faults.SetConfig(p.Faults)
+	if onedrive {
+		e.fake.UseOneDrive("/")
+	}
+	d := e.open(t, nil)
+	d.now = e.fake.Faults.Now
+	d.sleep = pacer.Sleep // a rate limit runs on real time: wait it out
+	return e, d
+}
+
 func TestConformance(t *testing.T) {
-	var e *env
+	var envs []*env
 	drivertest.RunConformanceTests(t, drivertest.Harness{
-		NewDriver: func(t *testing.T) drivers.Driver {
-			e = newFake(t)
-			e.fake.ChunkSize = 1 << 20
-			return e.open(t, nil)
+		NewDriver: func(t *testing.T, p drivertest.Profile) (drivers.Driver, drivertest.Provider) {
+			e, d := conformanceDriver(t, p, 1<<20, false)
+			envs = append(envs, e)
+			return d, e.fake.Faults
 		},
 		ChunkSize:      1 << 20,
 		ForbiddenNames: cloudrevefake.ForbiddenNames,
 		HTTPClient:     http.DefaultClient,
 	})
-	e.checkNoSecrets(t)
-	if n := e.fake.OpenUploads(); n != 0 {
-		t.Fatalf("%d upload sessions left open", n)
+	for _, e := range envs {
+		e.checkNoSecrets(t)
+		if n := e.fake.OpenUploads(); n != 0 {
+			t.Fatalf("%d upload sessions left open", n)
+		}
+	}
+	if hostile := envs[len(envs)-1].fake.Faults; hostile.Restarts() == 0 || hostile.Injected()["auth-429"] == 0 {
+		t.Fatalf("the hostile run restarted %d times and made %v: not hostile", hostile.Restarts(), hostile.Injected())
 	}
 }
 
 func TestConformanceOneDrivePolicy(t *testing.T) {
-	var e *env
+	var envs []*env
 	drivertest.RunConformanceTests(t, drivertest.Harness{
-		NewDriver: func(t *testing.T) drivers.Driver {
-			e = newFake(t)
-			e.fake.ChunkSize = 320 << 10
-			e.fake.UseOneDrive("/")
-			return e.open(t, nil)
+		NewDriver: func(t *testing.T, p drivertest.Profile) (drivers.Driver, drivertest.Provider) {
+			e, d := conformanceDriver(t, p, 320<<10, true)
+			envs = append(envs, e)
+			return d, e.fake.Faults
 		},
 		ChunkSize:      320 << 10,
 		ForbiddenNames: cloudrevefake.ForbiddenNames,
 	})
-	if c := e.fake.Calls(); c["chunk"] != 0 || c["onedrive-finish"] == 0 {
-		t.Fatalf("the OneDrive policy was not used: %v", c)
+	for _, e := range envs {
+		if c := e.fake.Calls(); c["chunk"] != 0 || c["onedrive-finish"] == 0 {
+			t.Fatalf("the OneDrive policy was not used: %v", c)
+		}
 	}
 }
 
@@ -347,8 +364,9 @@ func TestLinkExpiresOnTheClock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := now.Add(600*time.Second - linkMargin); l.Expires.Sub(want).Abs() > 5*time.Second {
-		t.Fatalf("Expires %v, want about %v", l.Expires, want)
+	// The expiry is the one inside the signature, to the second.
+	if want := now.Add(cloudrevefake.LinkTTL); l.Expires.Unix() != want.Unix() {
+		t.Fatalf("Expires %v, want %v (from the link's sign)", l.Expires, want)
 	}
 	get := func(rng string) (int, []byte) {
 		req, _ := http.NewRequest(http.MethodGet, l.URL, nil) // no cookie
@@ -475,7 +493,7 @@ func TestOverwriteSafeUnderFailure(t *testing.T) {
 		overwriteFailure(t, false, cloudrevefake.Fault{Endpoint: "chunk", Skip: 1, Cut: true})
 	})
 	t.Run("proxy error on a chunk", func(t *testing.T) {
-		overwriteFailure(t, false, cloudrevefake.Fault{Endpoint: "chunk", Status: http.StatusBadGateway})
+		overwriteFailure(t, false, cloudrevefake.Fault{Endpoint: "chunk", Status: http.StatusBadGateway, Times: maxAttempts})
 	})
 	t.Run("OneDrive range refused", func(t *testing.T) {
 		overwriteFailure(t, true, cloudrevefake.Fault{Endpoint: "onedrive-put", Skip: 1, Times: 1 + oneDriveRetries, Status: http.StatusInternalServerError})
@@ -653,9 +671,10 @@ func TestErrorKinds(t *testing.T) {
 		fault cloudrevefake.Fault
 		want  error
 	}{
-		{cloudrevefake.Fault{Endpoint: "list", Status: http.StatusServiceUnavailable}, drivers.ErrUnavailable},
-		{cloudrevefake.Fault{Endpoint: "list", Status: http.StatusTooManyRequests}, drivers.ErrRateLimited},
-		{cloudrevefake.Fault{Endpoint: "list", Cut: true}, drivers.ErrUnavailable},
+		// Passing failures that outlast the retries.
+		{cloudrevefake.Fault{Endpoint: "list", Status: http.StatusBadGateway, Times: maxAttempts}, drivers.ErrUnavailable},
+		{cloudrevefake.Fault{Endpoint: "list", Status: http.StatusTooManyRequests, Times: int(maxRetryWait/time.Second) + 1}, drivers.ErrRateLimited},
+		{cloudrevefake.Fault{Endpoint: "list", Cut: true, Times: maxAttempts}, drivers.ErrUnavailable},
 		{cloudrevefake.Fault{Endpoint: "list", Code: 40016}, drivers.ErrNotFound},
 		{cloudrevefake.Fault{Endpoint: "list", Code: 50001}, drivers.ErrUnavailable},
 	} {

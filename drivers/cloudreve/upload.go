@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"bridge/drivers"
+	"bridge/drivers/pacer"
 )
 
 // uploadSession is the answer of PUT /file/upload.
@@ -206,9 +207,9 @@ func (d *Driver) sendLocal(ctx context.Context, up drivers.Upload, s uploadSessi
 	return nil
 }
 
-// oneDriveRetries is how many failed ranges an upload survives: after a
-// cut or a 5xx the upload URL says where to go on.
-const oneDriveRetries = 3
+// oneDriveRetries is how often one failed range is resumed (through the
+// pacer, after a cut, a passing status or a 416) before the upload fails.
+const oneDriveRetries = maxAttempts - 1
 
 // sendOneDrive PUTs byte ranges to the session's upload URL (without the
 // cookie: it is another host, and the URL is the capability), then asks
@@ -218,30 +219,53 @@ func (d *Driver) sendOneDrive(ctx context.Context, up drivers.Upload, s uploadSe
 		return fmt.Errorf("no upload URL in the answer: %w", drivers.ErrUnavailable)
 	}
 	target := s.UploadURLs[0]
-	for off, retries := int64(0), 0; off < up.Size; {
+	for off := int64(0); off < up.Size; {
 		n := min(s.ChunkSize, up.Size-off)
-		err := d.putRange(ctx, target, up, off, n)
-		if err == nil {
-			off += n
-			continue
-		}
-		var he *httpError
-		if retries >= oneDriveRetries || ctx.Err() != nil || (errors.As(err, &he) && he.Status < 500 && he.Status != http.StatusRequestedRangeNotSatisfiable) {
+		// A failed range is retried through the pacer (backoff, Retry-After),
+		// and never blindly: the URL may have taken all, part or none of it
+		// (a cut answer), so each retry asks it where to go on.
+		var last error
+		err := d.retrier().Call(ctx, func(attempt int) (pacer.Retry, error) {
+			if attempt > 1 {
+				next, serr := d.oneDriveNext(ctx, target)
+				if serr != nil {
+					if r := retryOf(serr, true); r.Again {
+						return r, serr
+					}
+					return pacer.Retry{}, last
+				}
+				if next < 0 || next > up.Size {
+					return pacer.Retry{}, last
+				}
+				d.log.Info().Int64("offset", off).Int64("resume", next).Msg("cloudreve: a OneDrive range failed; resuming")
+				if off, n = next, min(s.ChunkSize, up.Size-next); n == 0 {
+					return pacer.Retry{}, nil // the lost answer was the last range's
+				}
+			}
+			last = d.putRange(ctx, target, up, off, n)
+			return rangeRetry(last), last
+		})
+		if err != nil {
 			return err
 		}
-		retries++
-		next, serr := d.oneDriveNext(ctx, target)
-		if serr != nil || next > up.Size {
-			return err
-		}
-		d.log.Info().Int64("offset", off).Int64("resume", next).Msg("cloudreve: a OneDrive range failed; resuming")
-		off = next
+		off += n
 	}
 	rq := request{method: http.MethodPost, path: "/callback/onedrive/finish/" + url.PathEscape(s.SessionID), json: map[string]any{}}
 	if err := d.call(ctx, rq); err != nil {
 		return fmt.Errorf("finish: %w", err)
 	}
 	return nil
+}
+
+// rangeRetry tells the pacer whether a failed range may be tried again (it
+// resumes where the URL says): a cut, a passing status, or 416 (the URL
+// expects another offset).
+func rangeRetry(err error) pacer.Retry {
+	var he *httpError
+	if errors.As(err, &he) && he.Status == http.StatusRequestedRangeNotSatisfiable {
+		return pacer.Retry{Again: true}
+	}
+	return retryOf(err, true)
 }
 
 // putRange sends bytes [off, off+n) of up.
@@ -261,7 +285,7 @@ func (d *Driver) putRange(ctx context.Context, target string, up drivers.Upload,
 		return fmt.Errorf("range at %d: %w", off, transportErr(ctx, err))
 	}
 	if resp.StatusCode != http.StatusAccepted && resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("range at %d: %w", off, &httpError{Status: resp.StatusCode, RetryAfter: retryAfter(resp)})
+		return fmt.Errorf("range at %d: %w", off, &httpError{Status: resp.StatusCode, RetryAfter: pacer.RetryAfter(resp)})
 	}
 	return nil
 }
@@ -282,7 +306,7 @@ func (d *Driver) oneDriveNext(ctx context.Context, target string) (int64, error)
 		NextExpectedRanges []string `json:"nextExpectedRanges"`
 	}
 	if resp.StatusCode != http.StatusOK {
-		return 0, &httpError{Status: resp.StatusCode}
+		return 0, &httpError{Status: resp.StatusCode, RetryAfter: pacer.RetryAfter(resp)}
 	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&st); err != nil || len(st.NextExpectedRanges) == 0 {
 		return 0, errors.New("no nextExpectedRanges in the upload status")

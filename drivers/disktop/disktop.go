@@ -34,26 +34,34 @@
 //     total_parts is computed from chunk_size; one that disagrees with it
 //     is refused before any byte is sent.
 //   - 425 from complete is answered by asking /parts and re-sending what is
-//     missing (twice at most); 5xx and 429 are retried with backoff (the
-//     document says to retry a 502 from complete), Retry-After up to 30 s
-//     is waited out, a longer one goes to the bridge as a RetryError. A
-//     broken connection is retried only for what can be sent twice (GETs
-//     and parts): a lost answer to a rename or a complete may hide a
-//     success.
+//     missing (twice at most). Retries go through the drivers' shared
+//     pacer (drivers/pacer): 429 and passing 5xx (pacer.Passing) are
+//     retried with backoff (the document says to retry a 502 from
+//     complete), Retry-After up to 30 s is waited out exactly, a longer one
+//     (or one past the request's deadline) goes to the bridge as a
+//     RetryError (503 + Retry-After). A broken connection is retried only
+//     for what can be sent twice (GETs and parts): a lost answer to a
+//     rename or a complete may hide a success.
 //   - OAuth: the token endpoint is read as RFC 6749 (x/oauth2). The
 //     device-token answer is read as RFC 8628 JSON (the document's
 //     example) or inside the {errno, data} envelope, at any HTTP status;
 //     slow_down adds 5 s to the interval. A refresh refused with
 //     invalid_grant (or any RFC "dead token" code, or a bare 400/401/403)
-//     means "needs login"; anything else is passing and tried again.
-//   - Download URLs: valid expires_in seconds (600 if absent) counted from
-//     before the request; a relative URL is resolved against api_base. The
-//     URL is signed and carries no account secret, so Link is ClientSafe
-//     (download = "redirect" is allowed).
+//     means "needs login" and is not retried. The token endpoint is rate
+//     limited like the others: its 429 (Retry-After honoured), 5xx and
+//     lost connections are retried within the refresh by the same pacer;
+//     anything else is passing and tried again on the next call.
+//   - Download URLs: valid expires_in seconds counted from before the
+//     request (without expires_in, for the request at hand only); a
+//     relative URL is resolved against api_base. The URL is signed and
+//     carries no account secret, so Link is ClientSafe (download =
+//     "redirect" is allowed).
 //
 // Tokens: `bridge login` stores them under the mount's state dir; the
 // refresh token rotates on every use and is written to disk before the new
-// access token is used (auth.TokenStore). A refused refresh token puts the
+// access token is used (auth.TokenStore). An access token is replaced a
+// tenth of its lifetime before it expires (at most 2 minutes before), so a
+// 120-second token serves about 108 s. A refused refresh token puts the
 // mount in "needs login" (one error log line; ErrAuthExpired: 503 and
 // /healthz) until a new `bridge login`, which the running mount picks up.
 // No token, secret or URL signature is logged or put in an error.
@@ -82,6 +90,7 @@ import (
 
 	"bridge/auth"
 	"bridge/drivers"
+	"bridge/drivers/pacer"
 )
 
 // Name is the driver's name in configuration files.
@@ -120,6 +129,7 @@ type Driver struct {
 	log    zerolog.Logger
 	mount  string
 	sleep  func(ctx context.Context, d time.Duration) error
+	gate   pacer.Gate // a rate limit met by one call holds the others back
 	now    func() time.Time
 }
 
@@ -173,16 +183,8 @@ func New(ctx context.Context, cfg drivers.Config) (drivers.Driver, error) {
 	return d, nil
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
+// sleepCtx is the driver's real wait (tests replace d.sleep).
+func sleepCtx(ctx context.Context, d time.Duration) error { return pacer.Sleep(ctx, d) }
 
 // Features of Disk.Top.
 func (d *Driver) Features() drivers.Features {
@@ -256,22 +258,28 @@ func hasKind(err error) bool {
 }
 
 // call sends one API request with the Bearer token and decodes data into
-// out. A 401 refreshes the token once; 429 and 5xx are retried with backoff.
-// body, when not nil, is sent as a form.
+// out. A 401 refreshes the token once; 429 and passing 5xx are retried by
+// the pacer. form, when not nil, is sent as a form.
 func (d *Driver) call(ctx context.Context, method, endpoint string, form url.Values, out any) error {
 	return d.callRaw(ctx, method, endpoint, form, nil, "", out)
 }
 
+// callRaw is call with a raw body (a part) when raw is not nil.
+//
+// Retries go through the shared pacer (drivers/pacer): a 429 or passing
+// 5xx is tried again after its Retry-After (up to maxRetryWait; a longer
+// one goes back as a RetryError) or a backoff, maxAttempts times in all. A
+// lost connection or a cut answer is retried only for what can be sent
+// twice, GETs and parts: a lost answer to a rename or a complete may hide
+// a success. A 401 is answered by one refresh and an immediate resend,
+// which is not counted as an attempt.
 func (d *Driver) callRaw(ctx context.Context, method, endpoint string, form url.Values, raw []byte, contentType string, out any) error {
+	resendable := method == http.MethodGet || raw != nil
 	refreshed := false
-	for attempt := 1; ; attempt++ {
-		tok, err := d.tokens.Token(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return classify(err)
-		}
+	// send makes one request. A connection that failed or an answer that
+	// broke off is errConnLost, naming the call but not the URL (which may
+	// be a capability).
+	send := func(access string) error {
 		var body io.Reader
 		switch {
 		case form != nil:
@@ -287,53 +295,47 @@ func (d *Driver) callRaw(ctx context.Context, method, endpoint string, form url.
 		if contentType != "" {
 			req.Header.Set("Content-Type", contentType)
 		}
-		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+		req.Header.Set("Authorization", "Bearer "+access)
 		resp, err := d.client.Do(req)
 		if err == nil {
 			err = decode(resp, out)
 		}
 		if err != nil && (resp == nil || errors.Is(err, errBrokenAnswer)) {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			// Only what can be sent twice is sent again: a lost answer to
-			// a rename or a complete may hide a success.
-			if (method == http.MethodGet || raw != nil) && attempt < maxAttempts {
-				if err := d.sleep(ctx, backoff(attempt)); err != nil {
-					return err
-				}
-				continue
-			}
-			// The error may quote the URL; say which call failed instead.
 			return fmt.Errorf("disktop: %s %s: %w: %w", method, shortPath(endpoint), errConnLost, drivers.ErrUnavailable)
 		}
-		var ae *apiError
-		if errors.As(err, &ae) {
+		return err
+	}
+	p := &pacer.Pacer{Attempts: maxAttempts, MaxWait: maxRetryWait, Sleep: d.sleep, Gate: &d.gate}
+	return p.Call(ctx, func(int) (pacer.Retry, error) {
+		for {
+			tok, err := d.tokens.Token(ctx)
+			if err != nil {
+				if ctx.Err() != nil {
+					return pacer.Retry{}, ctx.Err()
+				}
+				// The token store has retried the token endpoint already.
+				return pacer.Retry{}, classify(err)
+			}
+			err = send(tok.AccessToken)
+			var ae *apiError
 			switch {
-			case ae.Status == http.StatusUnauthorized && !refreshed:
+			case err == nil:
+				return pacer.Retry{}, nil
+			case errors.Is(err, errConnLost):
+				if ctx.Err() != nil {
+					return pacer.Retry{}, ctx.Err()
+				}
+				return pacer.Retry{Again: resendable}, err
+			case errors.As(err, &ae) && ae.Status == http.StatusUnauthorized && !refreshed:
 				d.tokens.Rejected(tok.AccessToken)
 				refreshed = true
 				continue
-			case (ae.Status == http.StatusTooManyRequests || ae.Status >= 500) && attempt < maxAttempts && ae.retry <= maxRetryWait:
-				wait := backoff(attempt)
-				if ae.retry > 0 {
-					wait = ae.retry
-				}
-				if err := d.sleep(ctx, wait); err != nil {
-					return err
-				}
-				continue
+			case errors.As(err, &ae):
+				return pacer.Retry{Again: pacer.Passing(ae.Status), After: ae.retry}, classify(err)
 			}
+			return pacer.Retry{}, classify(err)
 		}
-		if err != nil {
-			return classify(err)
-		}
-		return nil
-	}
-}
-
-func backoff(attempt int) time.Duration {
-	return time.Duration(100<<attempt) * time.Millisecond
+	})
 }
 
 func shortPath(endpoint string) string {
@@ -564,7 +566,7 @@ func numericID(ref drivers.Ref) (string, bool, error) {
 	return ref.ID[1:], ref.ID[0] == 'f', nil
 }
 
-// Link asks for a signed download URL (valid 10 minutes, no secret in it).
+// Link asks for a signed download URL (it expires; no secret in it).
 func (d *Driver) Link(ctx context.Context, file drivers.Ref) (drivers.Link, error) {
 	id, isFile, err := numericID(file)
 	if err != nil || !isFile {
@@ -585,11 +587,10 @@ func (d *Driver) Link(ctx context.Context, file drivers.Ref) (drivers.Link, erro
 	if out.URL == "" || err != nil {
 		return drivers.Link{}, fmt.Errorf("disktop: link %s: no usable url in the answer: %w", file.Path, drivers.ErrUnavailable)
 	}
-	if out.ExpiresIn <= 0 {
-		out.ExpiresIn = 600
-	}
 	// Timed from before the request: the link expires no later than this.
-	return drivers.Link{URL: u.String(), Expires: asked.Add(time.Duration(out.ExpiresIn) * time.Second), ClientSafe: true}, nil
+	// Without expires_in its lifetime is not guessed: it serves the
+	// request at hand only.
+	return drivers.Link{URL: u.String(), Expires: asked.Add(time.Duration(max(out.ExpiresIn, 0)) * time.Second), ClientSafe: true}, nil
 }
 
 // Mkdir creates a folder.

@@ -18,7 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/BurntSushi/toml"
 	"github.com/rs/zerolog"
 	"golang.org/x/oauth2"
 
@@ -121,14 +120,7 @@ func (e *env) open(t *testing.T, seed string) *Driver {
 	d, err := New(context.Background(), drivers.Config{
 		MountPath: "/disktop", StateDir: e.state, HTTPClient: client,
 		Logger: zerolog.New(e.logs),
-		Decode: func(v any) error {
-			var buf bytes.Buffer
-			if err := toml.NewEncoder(&buf).Encode(opts); err != nil {
-				return err
-			}
-			_, err := toml.Decode(buf.String(), v)
-			return err
-		},
+		Decode: drivertest.DecodeOptions(opts),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -153,13 +145,32 @@ type roundTripper func(*http.Request) (*http.Response, error)
 
 func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
+// envProvider is the env's fake as drivertest acts on it: Advance moves
+// the clock the fake, the driver and its token store share.
+type envProvider struct{ e *env }
+
+func (p envProvider) Restart()                { p.e.fake.Faults.Restart() }
+func (p envProvider) Advance(d time.Duration) { p.e.clock.Advance(d) }
+
 func TestConformance(t *testing.T) {
+	var envs []*env
 	drivertest.RunConformanceTests(t, drivertest.Harness{
-		NewDriver:      func(t *testing.T) drivers.Driver { return newEnv(t, 1<<20).drv },
+		NewDriver: func(t *testing.T, p drivertest.Profile) (drivers.Driver, drivertest.Provider) {
+			e := newEnv(t, 1<<20)
+			e.fake.Faults.SetConfig(p.Faults)
+			if p.Faults.RateLimit > 0 {
+				e.drv.sleep = sleepCtx // a rate limit runs on real time: wait it out
+			}
+			envs = append(envs, e)
+			return e.drv, envProvider{e}
+		},
 		ChunkSize:      1 << 20,
 		PageSize:       pageLimit,
 		ForbiddenNames: disktopfake.ForbiddenNames,
 	})
+	if hostile := envs[len(envs)-1].fake.Faults; hostile.Restarts() == 0 || hostile.Injected()["auth-429"] == 0 {
+		t.Fatalf("the hostile run restarted %d times and made %v: not hostile", hostile.Restarts(), hostile.Injected())
+	}
 }
 
 func root(t *testing.T, d *Driver) drivers.Ref {
@@ -534,7 +545,9 @@ func TestErrorsAreClassified(t *testing.T) {
 	if err := e.drv.Remove(ctx, gone); !errors.Is(err, drivers.ErrNotFound) {
 		t.Fatalf("remove a missing id: %v", err)
 	}
-	e.fake.Fail("list", http.StatusTooManyRequests, 10)
+	// 429 with Retry-After: 1 is waited out while the waits add up to no
+	// more than maxRetryWait; then it goes back to the bridge.
+	e.fake.Fail("list", http.StatusTooManyRequests, 100)
 	_, err := e.drv.List(ctx, r)
 	if !errors.Is(err, drivers.ErrRateLimited) {
 		t.Fatalf("429s: %v", err)
@@ -542,10 +555,10 @@ func TestErrorsAreClassified(t *testing.T) {
 	if d, ok := drivers.RetryAfter(err); !ok || d != time.Second {
 		t.Fatalf("retry after %v %v", d, ok)
 	}
-	if n := e.fake.Calls()["list"]; n != maxAttempts {
-		t.Fatalf("%d list calls, want %d (429 backs off and retries)", n, maxAttempts)
+	if n, want := e.fake.Calls()["list"], int(maxRetryWait/time.Second)+1; n != want {
+		t.Fatalf("%d list calls, want %d (429 waits out Retry-After up to %v)", n, want, maxRetryWait)
 	}
-	e.fake.Fail("quota", http.StatusServiceUnavailable, 10)
+	e.fake.Fail("quota", http.StatusBadGateway, 10) // no Retry-After: attempts run out
 	if _, err := e.drv.Quota(ctx); !errors.Is(err, drivers.ErrUnavailable) {
 		t.Fatalf("5xx: %v", err)
 	}
@@ -578,10 +591,7 @@ func TestTolerantReadings(t *testing.T) {
 	}))
 	defer srv.Close()
 	d, err := New(context.Background(), drivers.Config{MountPath: "/t", StateDir: t.TempDir(), HTTPClient: srv.Client(),
-		Logger: zerolog.Nop(), Decode: func(v any) error {
-			_, err := toml.Decode(fmt.Sprintf("client_id = \"c\"\napi_base = %q\nrefresh_token = \"r\"\n", srv.URL), v)
-			return err
-		}})
+		Logger: zerolog.Nop(), Decode: drivertest.DecodeOptions(map[string]any{"client_id": "c", "api_base": srv.URL, "refresh_token": "r"})})
 	if err != nil {
 		t.Fatal(err)
 	}

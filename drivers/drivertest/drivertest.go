@@ -18,18 +18,24 @@ import (
 	"path"
 	"slices"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/BurntSushi/toml"
+
 	"bridge/drivers"
+	"bridge/drivers/download"
+	"bridge/tests/fakes/faults"
 )
 
 // Harness describes the driver under test.
 type Harness struct {
-	// NewDriver returns a driver over a fresh, empty root. The suite calls
-	// it once and gives every case a folder of its own.
-	NewDriver func(t *testing.T) drivers.Driver
+	// NewDriver returns a driver over a fresh, empty root, talking to a
+	// fake of its provider whose fault layer is set to p.Faults, and that
+	// fake (nil for a driver with no remote provider, such as local). The
+	// suite calls it once per profile and gives every case a folder of its
+	// own.
+	NewDriver func(t *testing.T, p Profile) (drivers.Driver, Provider)
 	// ChunkSize is the provider's upload chunk size; 0 means 4 MiB.
 	ChunkSize int64
 	// PageSize is the provider's listing page size; 0 means no paging. The
@@ -40,6 +46,39 @@ type Harness struct {
 	ForbiddenNames []string
 	// HTTPClient fetches links; nil means http.DefaultClient.
 	HTTPClient *http.Client
+}
+
+// Provider is the fake behind a driver, as far as the suite acts on it.
+// *faults.Layer is one; a harness whose driver shares a clock with its
+// fake wraps it so that Advance moves both.
+type Provider interface {
+	// Restart crashes and restarts the provider: it forgets sessions,
+	// upload sessions and signed links, and answers in flight break off.
+	Restart()
+	// Advance moves the provider's clock (and the driver's, if they share
+	// one) forward, so tokens and links expire between steps.
+	Advance(d time.Duration)
+}
+
+// Profile is how rough the provider is during one run of the suite.
+type Profile struct {
+	Name   string
+	Faults faults.Config
+	// Step is how far the provider's clock moves before each case, with a
+	// restart; 0: neither.
+	Step time.Duration
+}
+
+// Profiles are the runs every driver passes: a kind provider, and a
+// hostile one (faults.Hostile: 60-second tokens and links, a rate limit
+// every endpoint enforces, occasional 5xx and cut downloads) that also
+// restarts and moves its clock half a token lifetime between cases.
+func Profiles() []Profile {
+	h := faults.Hostile()
+	return []Profile{
+		{Name: "normal"},
+		{Name: "hostile", Faults: h, Step: h.TokenTTL / 2},
+	}
 }
 
 // NewUpload wraps data as a finished upload with its size and both hashes,
@@ -55,12 +94,15 @@ func NewUpload(data []byte) drivers.Upload {
 
 // suite is one run's state.
 type suite struct {
-	h Harness
-	d drivers.Driver
-	f drivers.Features
+	h     Harness
+	d     drivers.Driver
+	f     drivers.Features
+	p     Provider
+	fetch *download.Fetcher
 }
 
-// RunConformanceTests runs every case against the harness's driver.
+// RunConformanceTests runs every case against the harness's driver, once
+// per profile (Profiles).
 func RunConformanceTests(t *testing.T, h Harness) {
 	if h.NewDriver == nil {
 		t.Fatal("drivertest: Harness.NewDriver is nil")
@@ -71,8 +113,24 @@ func RunConformanceTests(t *testing.T, h Harness) {
 	if h.HTTPClient == nil {
 		h.HTTPClient = http.DefaultClient
 	}
-	d := h.NewDriver(t)
-	s := &suite{h: h, d: d, f: d.Features()}
+	remote := true
+	for _, p := range Profiles() {
+		if !remote {
+			t.Logf("profile %s: the driver has no remote provider to be hostile", p.Name)
+			continue
+		}
+		t.Run(p.Name, func(t *testing.T) { remote = runProfile(t, h, p) })
+	}
+}
+
+// runProfile runs the suite once; it reports whether the driver has a
+// remote provider.
+func runProfile(t *testing.T, h Harness, p Profile) bool {
+	d, prov := h.NewDriver(t, p)
+	s := &suite{h: h, d: d, f: d.Features(), p: prov, fetch: &download.Fetcher{Client: h.HTTPClient}}
+	if lc, ok := d.(drivers.LinkChecker); ok {
+		s.fetch.Check = lc.CheckDownload
+	}
 	if !s.f.Links {
 		if _, ok := d.(drivers.Opener); !ok {
 			t.Fatal("a driver without Features.Links must implement drivers.Opener")
@@ -105,16 +163,24 @@ func RunConformanceTests(t *testing.T, h Harness) {
 		{"Paging", s.testPaging},
 		{"ModTime", s.testModTime},
 		{"Links", s.testLinks},
+		{"LinkAfterRestart", s.testLinkAfterRestart},
 		{"FileOpener", s.testFileOpener},
 		{"Quota", s.testQuota},
 	}
 	for _, tc := range tests {
+		if prov != nil && p.Step > 0 {
+			// Between steps: tokens and links age, and the provider
+			// restarts, forgetting its sessions and links.
+			prov.Advance(p.Step)
+			prov.Restart()
+		}
 		t.Run(tc.name, func(t *testing.T) {
 			// Each case works in a folder of its own, so that none depends
 			// on another's leftovers.
 			tc.fn(t, s.mkdir(t, root, "t-"+tc.name))
 		})
 	}
+	return prov != nil
 }
 
 func (s *suite) testRoot(t *testing.T) drivers.Ref {
@@ -235,7 +301,10 @@ func (s *suite) readAll(t *testing.T, file drivers.Ref, want []byte) {
 	}
 }
 
-// tryRead is read returning its error, for the cases expecting one.
+// tryRead is read returning its error, for the cases expecting one. Links
+// are read as the bridge reads them (package download): the answer must
+// be the file's bytes, a dead link is replaced once, and a stream that
+// breaks is resumed at the same byte.
 func (s *suite) tryRead(ctx context.Context, file drivers.Ref, offset, length int64) ([]byte, error) {
 	if !s.f.Links {
 		rc, err := s.d.(drivers.Opener).Open(ctx, file, offset, length)
@@ -249,58 +318,38 @@ func (s *suite) tryRead(ctx context.Context, file drivers.Ref, offset, length in
 		}
 		return b, nil
 	}
-	l, err := s.d.Link(ctx, file)
-	if err != nil {
-		return nil, fmt.Errorf("Link %s: %w", file.Path, err)
-	}
-	if !l.Expires.IsZero() && !l.Expires.After(time.Now()) {
-		return nil, fmt.Errorf("Link %s already expired at %v", file.Path, l.Expires)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.URL, nil)
-	if err != nil {
-		return nil, fmt.Errorf("Link %s: bad URL %q: %v", file.Path, l.URL, err)
-	}
-	for k, vs := range l.Header {
-		req.Header[k] = vs
-	}
-	ranged := offset > 0 || length >= 0
-	if ranged {
-		// The forms davfs sends: bytes=a-b, or bytes=a- to the end.
-		end := ""
-		if length >= 0 {
-			end = strconv.FormatInt(offset+length-1, 10)
+	links := func(ctx context.Context, fresh bool) (drivers.Link, error) {
+		l, err := s.d.Link(ctx, file)
+		if err != nil {
+			return l, fmt.Errorf("Link %s: %w", file.Path, err)
 		}
-		req.Header.Set("Range", fmt.Sprintf("bytes=%d-%s", offset, end))
+		if l.URL == "" {
+			return l, fmt.Errorf("Link %s: no URL", file.Path)
+		}
+		return l, nil
 	}
-	resp, err := s.h.HTTPClient.Do(req)
+	return s.readLinks(ctx, file, links, offset, length)
+}
+
+// readLinks reads [offset, offset+length) of file through links.
+func (s *suite) readLinks(ctx context.Context, file drivers.Ref, links download.LinkFunc, offset, length int64) ([]byte, error) {
+	open := func(ctx context.Context, off, n int64) (io.ReadCloser, error) {
+		return s.fetch.Open(ctx, links, file.Size, off, n)
+	}
+	end := file.Size
+	if length >= 0 {
+		end = min(offset+length, file.Size)
+	}
+	r := download.NewReader(ctx, open, file.Size, map[int64]int64{offset: end})
+	defer r.Close()
+	if _, err := r.Seek(offset, io.SeekStart); err != nil {
+		return nil, err
+	}
+	b, err := io.ReadAll(io.LimitReader(r, end-offset))
 	if err != nil {
-		return nil, fmt.Errorf("GET link of %s: %w", file.Path, err)
+		return nil, fmt.Errorf("read %s [%d,%d): %w", file.Path, offset, end, err)
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, fmt.Errorf("read link of %s: %w", file.Path, err)
-	}
-	switch {
-	case resp.StatusCode == http.StatusPartialContent && ranged:
-		if cr := resp.Header.Get("Content-Range"); cr != "" && !strings.HasPrefix(cr, fmt.Sprintf("bytes %d-", offset)) {
-			return nil, fmt.Errorf("link of %s: asked from %d, Content-Range %q", file.Path, offset, cr)
-		}
-		return b, nil
-	case resp.StatusCode == http.StatusOK:
-		// Some providers ignore Range and send everything; davfs skips the
-		// bytes before offset, so the suite does too.
-		if offset > int64(len(b)) {
-			return nil, fmt.Errorf("link of %s: 200 with %d bytes, asked from %d", file.Path, len(b), offset)
-		}
-		b = b[offset:]
-		if length >= 0 && length < int64(len(b)) {
-			b = b[:length]
-		}
-		return b, nil
-	default:
-		return nil, fmt.Errorf("GET link of %s (Range %q): status %d", file.Path, req.Header.Get("Range"), resp.StatusCode)
-	}
+	return b, nil
 }
 
 func random(n int64) []byte {
@@ -727,6 +776,7 @@ func (s *suite) testLinks(t *testing.T, dir drivers.Ref) {
 		}
 		return
 	}
+	asked := time.Now()
 	l, err := s.d.Link(t.Context(), f)
 	if err != nil {
 		t.Fatalf("Link: %v", err)
@@ -734,7 +784,58 @@ func (s *suite) testLinks(t *testing.T, dir drivers.Ref) {
 	if l.URL == "" {
 		t.Fatal("Link returned no URL")
 	}
+	if !l.Expires.IsZero() && l.Expires.Before(asked.Add(-time.Hour)) {
+		t.Fatalf("Link expires at %v, long before it was asked for (%v)", l.Expires, asked)
+	}
 	s.readAll(t, f, []byte("linked"))
+}
+
+// testLinkAfterRestart reads through a link obtained before the provider
+// restarted (and forgot it): the bytes read must be the file's, through a
+// fresh link, never the provider's error answer; and the old link itself
+// must be recognised as not the file, or still give the file's bytes.
+func (s *suite) testLinkAfterRestart(t *testing.T, dir drivers.Ref) {
+	if !s.f.Links || s.p == nil {
+		return // nothing is served through links, or nothing can restart
+	}
+	for _, size := range []int64{4, 47, 3000} {
+		data := random(size)
+		f := s.put(t, dir, fmt.Sprintf("kept-%d.bin", size), data)
+		old, err := s.d.Link(t.Context(), f)
+		if err != nil {
+			t.Fatalf("Link: %v", err)
+		}
+		s.p.Restart()
+		rc, err := s.fetch.Get(t.Context(), old, f.Size, 0, f.Size)
+		if err == nil {
+			got, rerr := io.ReadAll(rc)
+			rc.Close()
+			if rerr == nil && !bytes.Equal(got, data) {
+				t.Fatalf("a link from before the restart answered %d other bytes (%q...) as the file's", len(got), got[:min(len(got), 40)])
+			}
+		} else if !errors.Is(err, download.ErrNotTheFile) && !errors.Is(err, drivers.ErrUnavailable) {
+			t.Fatalf("the dead link's answer: %v, want ErrNotTheFile", err)
+		}
+		first := true
+		links := func(ctx context.Context, fresh bool) (drivers.Link, error) {
+			if first && !fresh {
+				first = false
+				return old, nil
+			}
+			return s.d.Link(ctx, f)
+		}
+		for _, r := range [][2]int64{{0, -1}, {1, 2}} {
+			got, err := s.readLinks(t.Context(), f, links, r[0], r[1])
+			end := size
+			if r[1] >= 0 {
+				end = r[0] + r[1]
+			}
+			if err != nil || !bytes.Equal(got, data[r[0]:end]) {
+				t.Fatalf("reading [%d,%d) of %d bytes with a link from before the restart: %d bytes, %v", r[0], end, size, len(got), err)
+			}
+			first = true
+		}
+	}
 }
 
 func (s *suite) testFileOpener(t *testing.T, dir drivers.Ref) {
@@ -771,5 +872,19 @@ func (s *suite) testQuota(t *testing.T, dir drivers.Ref) {
 		(q.Total > 0 && q.Used > q.Total) ||
 		(q.Total > 0 && q.Free > q.Total) {
 		t.Fatalf("Quota %+v is not sane", q)
+	}
+}
+
+// DecodeOptions is a drivers.Config.Decode over opts, as the bridge's
+// configuration would fill a driver's options from a [mounts.options]
+// table (through TOML, so the options' toml tags are what count).
+func DecodeOptions(opts map[string]any) func(v any) error {
+	return func(v any) error {
+		var buf bytes.Buffer
+		if err := toml.NewEncoder(&buf).Encode(opts); err != nil {
+			return err
+		}
+		_, err := toml.Decode(buf.String(), v)
+		return err
 	}
 }

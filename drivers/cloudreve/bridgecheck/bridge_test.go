@@ -13,12 +13,12 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/BurntSushi/toml"
 	"github.com/rs/zerolog"
 
 	"bridge/davfs"
 	"bridge/drivers"
 	"bridge/drivers/cloudreve"
+	"bridge/drivers/drivertest"
 	cloudrevefake "bridge/tests/fakes/cloudreve"
 )
 
@@ -31,14 +31,7 @@ func TestBridgeAnswers(t *testing.T) {
 	opts := map[string]any{"base_url": fs.URL, "username": f.User, "password": f.Password}
 	d, err := cloudreve.New(context.Background(), drivers.Config{
 		MountPath: "/c", StateDir: t.TempDir(), HTTPClient: fs.Client(), Logger: zerolog.New(zerolog.SyncWriter(&logs)),
-		Decode: func(v any) error {
-			var buf bytes.Buffer
-			if err := toml.NewEncoder(&buf).Encode(opts); err != nil {
-				return err
-			}
-			_, err := toml.Decode(buf.String(), v)
-			return err
-		},
+		Decode: drivertest.DecodeOptions(opts),
 	})
 	if err != nil {
 		t.Fatal(err)
