@@ -32,6 +32,7 @@ import (
 	"bridge/drivers/cloudreve"
 	"bridge/drivers/disktop"
 	"bridge/drivers/local"
+	"bridge/metrics"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -184,7 +185,7 @@ func loginCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if m.Path != fs.Arg(0) {
 			continue
 		}
-		drv, err := newDriver(ctx, c, i, newLogger(c.Server, stderr))
+		drv, err := newDriver(ctx, c, i, newLogger(c.Server, stderr), metrics.New())
 		if err != nil {
 			return err
 		}

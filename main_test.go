@@ -101,8 +101,15 @@ func TestVersionAndUnknownCommand(t *testing.T) {
 	}
 }
 
-// writeConfig writes a config for an in-process bridge and returns it.
+// testConfig writes a config for an in-process bridge with one local
+// mount and returns it.
 func testConfig(t *testing.T, extraServer string) (*config.Config, string) {
+	t.Helper()
+	return testConfigWith(t, extraServer, "")
+}
+
+// testConfigWith is testConfig with more [[mounts]] tables.
+func testConfigWith(t *testing.T, extraServer, extraMounts string) (*config.Config, string) {
 	t.Helper()
 	dir := t.TempDir()
 	h, _ := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
@@ -120,7 +127,7 @@ path = "/local"
 driver = "local"
 [mounts.options]
 root = %q
-`, filepath.Join(dir, "state"), filepath.Join(dir, "tmp"), extraServer, h, filepath.Join(dir, "data"))
+%s`, filepath.Join(dir, "state"), filepath.Join(dir, "tmp"), extraServer, h, filepath.Join(dir, "data"), extraMounts)
 	file := filepath.Join(dir, "c.toml")
 	os.WriteFile(file, []byte(src), 0o600)
 	c, err := config.Load(file, driverNames())

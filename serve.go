@@ -133,7 +133,7 @@ func mountStateDir(stateDir, mountPath string) string {
 }
 
 // newDriver builds mount i's driver.
-func newDriver(ctx context.Context, c *config.Config, i int, log zerolog.Logger) (drivers.Driver, error) {
+func newDriver(ctx context.Context, c *config.Config, i int, log zerolog.Logger, mtr *metrics.Metrics) (drivers.Driver, error) {
 	m := c.Mounts[i]
 	factory, ok := driverFactories()[m.Driver]
 	if !ok {
@@ -147,13 +147,40 @@ func newDriver(ctx context.Context, c *config.Config, i int, log zerolog.Logger)
 		MountPath:  m.Path,
 		StateDir:   dir,
 		Decode:     func(v any) error { return c.DecodeOptions(i, v) },
-		HTTPClient: &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()},
+		HTTPClient: &http.Client{Transport: countRequests(mtr, m.Path, http.DefaultTransport.(*http.Transport).Clone())},
 		Logger:     log.With().Str("mount", m.Path).Logger(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("mount %s (%s): %w", m.Path, m.Driver, err)
 	}
 	return drv, nil
+}
+
+// requestCounter counts every HTTP request a mount's driver (or the
+// bridge reading its links) sends, so bridge_provider_calls_total matches
+// what the provider sees: pages, parts and retries each count.
+type requestCounter struct {
+	mtr   *metrics.Metrics
+	mount string // "" for the bridge's shared download client: from ctx
+	next  http.RoundTripper
+}
+
+func countRequests(mtr *metrics.Metrics, mount string, next http.RoundTripper) http.RoundTripper {
+	return &requestCounter{mtr: mtr, mount: mount, next: next}
+}
+
+func (c *requestCounter) RoundTrip(r *http.Request) (*http.Response, error) {
+	mount, op := davfs.CallFrom(r.Context())
+	if c.mount != "" {
+		mount = c.mount
+	}
+	resp, err := c.next.RoundTrip(r)
+	status := 0
+	if err == nil {
+		status = resp.StatusCode
+	}
+	c.mtr.ProviderRequest(mount, op, status)
+	return resp, err
 }
 
 // errNoNetwork is what check-config's HTTP client answers: checking a file
@@ -213,8 +240,9 @@ func buildHandler(ctx context.Context, c *config.Config, log zerolog.Logger) (ht
 			cl.Close()
 		}
 	}
+	mtr := metrics.New()
 	for i, m := range c.Mounts {
-		drv, err := newDriver(ctx, c, i, log)
+		drv, err := newDriver(ctx, c, i, log, mtr)
 		if err != nil {
 			closeAll()
 			return nil, nil, err
@@ -239,9 +267,9 @@ func buildHandler(ctx context.Context, c *config.Config, log zerolog.Logger) (ht
 		return nil, nil, err
 	}
 	closers = append(closers, props)
-	mtr := metrics.New()
 	dav, err := davfs.New(davfs.Options{
 		Metrics:          mtr,
+		HTTPClient:       &http.Client{Transport: countRequests(mtr, "", http.DefaultTransport.(*http.Transport).Clone())},
 		Props:            props,
 		Mounts:           mounts,
 		TempDir:          c.Server.TempDir,

@@ -961,3 +961,118 @@ func TestBridgeKeepsModTimesForProvidersWithout(t *testing.T) {
 		t.Fatalf("a new file's time: %v", got)
 	}
 }
+
+func TestLockAnswersTheMappedStatusAndLogs(t *testing.T) {
+	const lockBody = `<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockinfo>`
+	var logs syncLog
+	serve := func(d drivers.Driver) *httptest.Server {
+		s, err := New(Options{TempDir: t.TempDir(), Logger: zerolog.New(&logs), Mounts: []Mount{{Path: "/m", Driver: d}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hs := httptest.NewServer(s)
+		t.Cleanup(hs.Close)
+		return hs
+	}
+	do := func(hs *httptest.Server, method, p, body string) *http.Response {
+		req, _ := http.NewRequest(method, hs.URL+p, strings.NewReader(body))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+
+	// The provider fails while LOCK creates the empty file of a new name:
+	// x/net drops that error and would answer 201.
+	d := newMemDriver(t, allFeatures())
+	hs := serve(d)
+	d.failPut = drivers.WithRetryAfter(fmt.Errorf("put: %w", drivers.ErrRateLimited), 7*time.Second)
+	resp := do(hs, "LOCK", "/m/new.txt", lockBody)
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "7" {
+		t.Fatalf("LOCK with the provider rate limiting: %d Retry-After %q, want 503 7", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	if !strings.Contains(logs.String(), "LOCK failed") || !strings.Contains(logs.String(), "rate limited") {
+		t.Fatalf("the failed LOCK is not logged: %s", logs.String())
+	}
+	d.failPut = nil
+	// The lock of the failed LOCK was released: a PUT without a token works.
+	if resp := do(hs, "PUT", "/m/new.txt", "x"); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("PUT after the failed LOCK: %d, want 201 (no lock left behind)", resp.StatusCode)
+	}
+
+	// The provider fails while LOCK looks the name up: x/net answers 500.
+	hs = serve(&failingList{newMemDriver(t, allFeatures())})
+	if resp := do(hs, "LOCK", "/m/other.txt", lockBody); resp.StatusCode != http.StatusBadGateway {
+		t.Fatalf("LOCK with the provider down: %d, want 502", resp.StatusCode)
+	}
+	// A working LOCK still answers x/net's own way.
+	hs = serve(newMemDriver(t, allFeatures()))
+	resp = do(hs, "LOCK", "/m/ok.txt", lockBody)
+	if resp.StatusCode != http.StatusCreated || resp.Header.Get("Lock-Token") == "" {
+		t.Fatalf("LOCK: %d, token %q", resp.StatusCode, resp.Header.Get("Lock-Token"))
+	}
+}
+
+// syncLog is a log sink safe for concurrent writers.
+type syncLog struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncLog) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncLog) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestParallelWritesOfOneNameAreNotLocked(t *testing.T) {
+	d := newMemDriver(t, allFeatures())
+	e := newEnv(t, Options{}, Mount{Path: "/m", Driver: d})
+	run := func(method, p string, body func(i int) io.Reader) []int {
+		var wg sync.WaitGroup
+		codes := make([]int, 6)
+		for i := range codes {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				req, _ := http.NewRequest(method, e.http.URL+p, body(i))
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				resp.Body.Close()
+				codes[i] = resp.StatusCode
+			}()
+		}
+		wg.Wait()
+		return codes
+	}
+	created := 0
+	for _, c := range run("MKCOL", "/m/dir", func(int) io.Reader { return nil }) {
+		switch c {
+		case http.StatusCreated:
+			created++
+		case http.StatusMethodNotAllowed: // it exists by then
+		default:
+			t.Fatalf("parallel MKCOLs of one path: %d (no lock is held anywhere)", c)
+		}
+	}
+	if created != 1 {
+		t.Fatalf("%d MKCOLs created the folder, want 1", created)
+	}
+	for _, c := range run("PUT", "/m/dir/f.txt", func(i int) io.Reader { return strings.NewReader(strings.Repeat("x", i+1)) }) {
+		if c != http.StatusCreated && c != http.StatusNoContent {
+			t.Fatalf("parallel PUTs of one path: %d (no lock is held anywhere)", c)
+		}
+	}
+}

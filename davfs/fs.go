@@ -17,6 +17,7 @@ import (
 	"golang.org/x/net/webdav"
 
 	"bridge/drivers"
+	"bridge/drivers/download"
 )
 
 // fileSystem is the Server seen as a webdav.FileSystem, for the methods
@@ -91,7 +92,7 @@ func (f *fileSystem) OpenFile(ctx context.Context, name string, flag int, perm o
 		return &dirFile{s: s, ctx: ctx, t: t, info: fi}, nil
 	}
 	ref := drivers.Ref{Path: t.rel, Object: fi.obj}
-	return &readFile{s: s, t: t, info: fi, rangeReader: rangeReader{ctx: ctx, open: s.openerFor(t.m, ref), size: fi.obj.Size}}, nil
+	return &readFile{s: s, ctx: ctx, t: t, info: fi, Reader: download.NewReader(ctx, s.openerFor(t.m, ref), fi.obj.Size, nil)}, nil
 }
 
 // statInfo describes the share root, a mount root or an object.
@@ -162,9 +163,10 @@ var errIsDir = errors.New("is a folder")
 // readFile is a file opened for reading: a lazy ranged stream.
 type readFile struct {
 	s    *Server
+	ctx  context.Context
 	t    target
 	info *fileInfo
-	rangeReader
+	*download.Reader
 }
 
 // DeadProps implements webdav.DeadPropsHolder.
@@ -314,6 +316,9 @@ func (f *writeFile) Close() error {
 	}
 	defer f.sp.discard()
 	_, _, err := f.s.put(f.ctx, f.t, f.sp, time.Time{})
+	if d := delegatedFrom(f.ctx); d != nil && err != nil {
+		d.closeErr = err // x/net's LOCK drops it
+	}
 	return err
 }
 

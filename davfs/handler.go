@@ -16,6 +16,7 @@ import (
 
 	"bridge/auth"
 	"bridge/drivers"
+	"bridge/drivers/download"
 )
 
 // writeMethods are refused to read-only users.
@@ -74,7 +75,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.servePropfind(w, r, t)
 	case "OPTIONS":
 		s.serveOptions(w, r, t)
-	case "PROPPATCH", "LOCK", "UNLOCK":
+	case "LOCK":
+		s.serveLock(w, r, t)
+	case "PROPPATCH", "UNLOCK":
 		s.delegate(w, r, t)
 	default:
 		w.Header().Set("Allow", "OPTIONS, GET, HEAD, PUT, DELETE, MKCOL, COPY, MOVE, PROPFIND, PROPPATCH, LOCK, UNLOCK")
@@ -180,13 +183,14 @@ func (s *Server) serveGet(w http.ResponseWriter, r *http.Request, t target) {
 		return
 	}
 	ref := drivers.Ref{Path: t.rel, Object: fi.obj}
-	if t.m.redirect && t.m.features.Links && !isPending(fi.obj) {
-		l, err := s.link(ctx, t.m, ref, false)
+	if t.m.redirect && t.m.features.Links && !isPending(fi.obj) && fi.obj.Size > 0 {
+		l, ok, err := s.redirectLink(ctx, t.m, ref)
 		if err != nil {
+			s.logFailure(r, err)
 			writeError(w, err)
 			return
 		}
-		if l.ClientSafe && len(l.Header) == 0 {
+		if ok {
 			http.Redirect(w, r, l.URL, http.StatusFound)
 			return
 		}
@@ -214,17 +218,24 @@ func (s *Server) serveGet(w http.ResponseWriter, r *http.Request, t target) {
 		http.ServeContent(w, r, fi.name, lastModified, f)
 		return
 	}
-	rd := &rangeReader{ctx: ctx, open: s.openerFor(t.m, ref), size: fi.obj.Size, ends: rangeEnds(r.Header.Get("Range"), fi.obj.Size)}
+	rd := download.NewReader(ctx, s.openerFor(t.m, ref), fi.obj.Size, download.RangeEnds(r.Header.Get("Range"), fi.obj.Size))
 	defer rd.Close()
 	if r.Method != http.MethodHead && fi.obj.Size > 0 && r.Header.Get("If-None-Match") == "" {
 		// Open the stream before answering, so that a provider failure is
 		// a proper status instead of a truncated 200.
-		if err := rd.prime(firstRangeStart(rd.ends)); err != nil {
+		if err := rd.Prime(firstRangeStart(rd.Ends())); err != nil {
+			s.logFailure(r, err)
 			writeError(w, err)
 			return
 		}
 	}
 	http.ServeContent(w, r, fi.name, lastModified, rd)
+	if err := rd.Err(); err != nil && ctx.Err() == nil {
+		// The status is out already: the client sees a short body, and
+		// the log says why rather than calling it an ordinary answer.
+		s.log.Error().Str("error", Redact(err.Error())).Str("method", r.Method).Str("path", path.Clean(r.URL.Path)).
+			Int64("at_byte", rd.Pos()).Int64("size", rd.Size()).Msg("download broke off mid-body")
+	}
 }
 
 // firstRangeStart is where the response's bytes will begin when the
@@ -236,16 +247,6 @@ func firstRangeStart(ends map[int64]int64) int64 {
 		}
 	}
 	return 0
-}
-
-// prime opens the stream at off.
-func (r *rangeReader) prime(off int64) error {
-	if off >= r.size {
-		return nil
-	}
-	r.pos = off
-	_, err := r.Read(nil)
-	return err
 }
 
 var listingTemplate = template.Must(template.New("listing").Parse(`<!DOCTYPE html>

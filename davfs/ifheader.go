@@ -1,10 +1,13 @@
 package davfs
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/net/webdav"
@@ -100,7 +103,7 @@ func (s *Server) confirmLocks(r *http.Request, src, dst string) (func(), int, er
 	h := r.Header.Get("If")
 	now := time.Now()
 	if h == "" {
-		return s.holdUnlocked(now, src, dst)
+		return s.holdUnlocked(r.Context(), now, src, dst)
 	}
 	return s.confirmIf(r, h, now, src, dst)
 }
@@ -129,29 +132,92 @@ func (s *Server) etagsHold(r *http.Request, name string, conds []webdav.Conditio
 }
 
 // holdUnlocked takes short zero-depth locks on src and dst (either may be
-// ""), which fail if anyone else holds a lock there.
-func (s *Server) holdUnlocked(now time.Time, src, dst string) (func(), int, error) {
+// ""), which fail if anyone else holds a lock there. A path held only by
+// another request's short lock is waited for, not refused: six parallel
+// MKCOLs or PUTs of one name (rclone's parallel transfers making the same
+// parent folder) run one after the other instead of answering 423 with no
+// lock anywhere.
+func (s *Server) holdUnlocked(ctx context.Context, now time.Time, src, dst string) (func(), int, error) {
 	var held []string
 	release := func() {
-		for _, tok := range held {
-			s.ls.Unlock(now, tok)
+		for _, name := range held {
+			s.holds.release(name, func(tok string) { s.ls.Unlock(now, tok) })
 		}
 	}
-	for _, name := range []string{src, dst} {
+	names := []string{src, dst}
+	slices.Sort(names) // always in one order: two requests never wait for each other
+	for _, name := range names {
 		if name == "" {
 			continue
 		}
-		tok, err := s.ls.Create(now, webdav.LockDetails{Root: name, Duration: -1, ZeroDepth: true})
-		if err != nil {
-			release()
-			if errors.Is(err, webdav.ErrLocked) {
-				return nil, http.StatusLocked, err
+		for {
+			tok, err := s.ls.Create(now, webdav.LockDetails{Root: name, Duration: -1, ZeroDepth: true})
+			if err == nil {
+				s.holds.add(name, tok)
+				held = append(held, name)
+				break
 			}
-			return nil, http.StatusInternalServerError, err
+			wait := s.holds.waitFor(name)
+			if !errors.Is(err, webdav.ErrLocked) || wait == nil {
+				release()
+				if errors.Is(err, webdav.ErrLocked) {
+					return nil, http.StatusLocked, err // a client's lock
+				}
+				return nil, http.StatusInternalServerError, err
+			}
+			select {
+			case <-wait:
+			case <-ctx.Done():
+				release()
+				return nil, 499, ctx.Err()
+			}
 		}
-		held = append(held, tok)
 	}
 	return release, 0, nil
+}
+
+// shortHolds are the short locks requests hold while they run, by path,
+// each with a channel closed when it is released.
+type shortHolds struct {
+	mu    sync.Mutex
+	paths map[string]shortHold
+}
+
+type shortHold struct {
+	token string
+	done  chan struct{}
+}
+
+func (h *shortHolds) add(name, token string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.paths == nil {
+		h.paths = map[string]shortHold{}
+	}
+	h.paths[name] = shortHold{token: token, done: make(chan struct{})}
+}
+
+// release unlocks name's short lock (with unlock) and wakes its waiters.
+func (h *shortHolds) release(name string, unlock func(token string)) {
+	h.mu.Lock()
+	sh, ok := h.paths[name]
+	delete(h.paths, name)
+	h.mu.Unlock()
+	if ok {
+		unlock(sh.token)
+		close(sh.done)
+	}
+}
+
+// waitFor returns the channel closed when the short lock on name goes, or
+// nil when there is none (the conflict is a client's lock).
+func (h *shortHolds) waitFor(name string) <-chan struct{} {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if sh, ok := h.paths[name]; ok {
+		return sh.done
+	}
+	return nil
 }
 
 func (s *Server) confirmIf(r *http.Request, h string, now time.Time, src, dst string) (func(), int, error) {
@@ -179,14 +245,14 @@ func (s *Server) confirmIf(r *http.Request, h string, now time.Time, src, dst st
 		if len(tokens) == 0 {
 			// Only entity-tag conditions, all true: the resources must
 			// still not be locked by anyone else.
-			return s.holdUnlocked(now, lsrc, dst)
+			return s.holdUnlocked(r.Context(), now, lsrc, dst)
 		}
 		release, err := s.ls.Confirm(now, lsrc, dst, tokens...)
 		if errors.Is(err, webdav.ErrConfirmationFailed) && lsrc != "" && dst != "" {
 			// The tokens must match the source; the destination may
 			// instead be a name nobody has locked (a MOVE of a locked file
 			// to a new name).
-			release, err = s.confirmSourceOnly(now, lsrc, dst, tokens)
+			release, err = s.confirmSourceOnly(r.Context(), now, lsrc, dst, tokens)
 		}
 		if errors.Is(err, webdav.ErrConfirmationFailed) {
 			continue
@@ -201,12 +267,12 @@ func (s *Server) confirmIf(r *http.Request, h string, now time.Time, src, dst st
 }
 
 // confirmSourceOnly confirms the tokens for src and holds dst unlocked.
-func (s *Server) confirmSourceOnly(now time.Time, src, dst string, tokens []webdav.Condition) (func(), error) {
+func (s *Server) confirmSourceOnly(ctx context.Context, now time.Time, src, dst string, tokens []webdav.Condition) (func(), error) {
 	releaseSrc, err := s.ls.Confirm(now, src, "", tokens...)
 	if err != nil {
 		return nil, err
 	}
-	releaseDst, _, err := s.holdUnlocked(now, "", dst)
+	releaseDst, _, err := s.holdUnlocked(ctx, now, "", dst)
 	if err != nil {
 		releaseSrc()
 		return nil, webdav.ErrConfirmationFailed

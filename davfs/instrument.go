@@ -21,6 +21,8 @@ const (
 	OpRemove = "remove"
 	OpPut    = "put"
 	OpQuota  = "quota"
+	// OpDownload is the bridge's own GET of a download link.
+	OpDownload = "download"
 )
 
 // Metrics learns what the bridge does, for monitoring; nil means none.
@@ -69,6 +71,25 @@ type instrumented struct {
 	metrics Metrics
 }
 
+// callKey tags a context with the mount and driver operation it serves.
+type callKey struct{}
+
+type callInfo struct{ mount, op string }
+
+func withCall(ctx context.Context, mount, op string) context.Context {
+	return context.WithValue(ctx, callKey{}, callInfo{mount, op})
+}
+
+// CallFrom tells which mount and operation (a driver method, or
+// "download" for the bridge's own reads of links) a provider HTTP request
+// made under ctx serves; both are empty when unknown. The bridge counts
+// provider requests by them, so its metrics match what the provider sees:
+// every page, part and retry.
+func CallFrom(ctx context.Context) (mount, op string) {
+	c, _ := ctx.Value(callKey{}).(callInfo)
+	return c.mount, c.op
+}
+
 func (i *instrumented) done(op string, err error) {
 	i.calls.inc(op)
 	if i.metrics != nil {
@@ -79,54 +100,63 @@ func (i *instrumented) done(op string, err error) {
 func (i *instrumented) Features() drivers.Features { return i.d.Features() }
 
 func (i *instrumented) Root(ctx context.Context) (drivers.Object, error) {
+	ctx = withCall(ctx, i.mount, OpRoot)
 	o, err := i.d.Root(ctx)
 	i.done(OpRoot, err)
 	return o, err
 }
 
 func (i *instrumented) List(ctx context.Context, dir drivers.Ref) ([]drivers.Object, error) {
+	ctx = withCall(ctx, i.mount, OpList)
 	o, err := i.d.List(ctx, dir)
 	i.done(OpList, err)
 	return o, err
 }
 
 func (i *instrumented) Link(ctx context.Context, file drivers.Ref) (drivers.Link, error) {
+	ctx = withCall(ctx, i.mount, OpLink)
 	l, err := i.d.Link(ctx, file)
 	i.done(OpLink, err)
 	return l, err
 }
 
 func (i *instrumented) Mkdir(ctx context.Context, parent drivers.Ref, name string) (drivers.Object, error) {
+	ctx = withCall(ctx, i.mount, OpMkdir)
 	o, err := i.d.Mkdir(ctx, parent, name)
 	i.done(OpMkdir, err)
 	return o, err
 }
 
 func (i *instrumented) Rename(ctx context.Context, obj drivers.Ref, newName string) (drivers.Object, error) {
+	ctx = withCall(ctx, i.mount, OpRename)
 	o, err := i.d.Rename(ctx, obj, newName)
 	i.done(OpRename, err)
 	return o, err
 }
 
 func (i *instrumented) Move(ctx context.Context, obj, dstParent drivers.Ref, newName string) (drivers.Object, error) {
+	ctx = withCall(ctx, i.mount, OpMove)
 	o, err := i.d.Move(ctx, obj, dstParent, newName)
 	i.done(OpMove, err)
 	return o, err
 }
 
 func (i *instrumented) Copy(ctx context.Context, obj, dstParent drivers.Ref, newName string) (drivers.Object, error) {
+	ctx = withCall(ctx, i.mount, OpCopy)
 	o, err := i.d.Copy(ctx, obj, dstParent, newName)
 	i.done(OpCopy, err)
 	return o, err
 }
 
 func (i *instrumented) Remove(ctx context.Context, obj drivers.Ref) error {
+	ctx = withCall(ctx, i.mount, OpRemove)
 	err := i.d.Remove(ctx, obj)
 	i.done(OpRemove, err)
 	return err
 }
 
 func (i *instrumented) Put(ctx context.Context, parent drivers.Ref, name string, up drivers.Upload) (drivers.Object, error) {
+	ctx = withCall(ctx, i.mount, OpPut)
 	if i.metrics != nil {
 		i.metrics.UploadInFlight(1)
 		defer i.metrics.UploadInFlight(-1)
@@ -137,6 +167,7 @@ func (i *instrumented) Put(ctx context.Context, parent drivers.Ref, name string,
 }
 
 func (i *instrumented) Quota(ctx context.Context) (drivers.Quota, error) {
+	ctx = withCall(ctx, i.mount, OpQuota)
 	q, err := i.d.Quota(ctx)
 	i.done(OpQuota, err)
 	return q, err
@@ -147,6 +178,7 @@ func (i *instrumented) open(ctx context.Context, file drivers.Ref, off, n int64)
 	Read([]byte) (int, error)
 	Close() error
 }, err error) {
+	ctx = withCall(ctx, i.mount, OpOpen)
 	op, ok := i.d.(drivers.Opener)
 	if !ok {
 		return nil, drivers.ErrNotSupported

@@ -12,6 +12,7 @@ import (
 
 	"bridge/davfs/deadprops"
 	"bridge/drivers"
+	"bridge/drivers/download"
 )
 
 // parentRef returns the folder that holds t; the share root and the mount
@@ -427,7 +428,7 @@ func (s *Server) streamCopy(ctx context.Context, sm *mount, src drivers.Ref, dm 
 		return err
 	}
 	defer sp.discard()
-	r := &rangeReader{ctx: ctx, open: s.openerFor(sm, src), size: src.Size}
+	r := download.NewReader(ctx, s.openerFor(sm, src), src.Size, nil)
 	defer r.Close()
 	if _, err := io.Copy(sp, r); err != nil {
 		return fmt.Errorf("%s%s: read for copy: %w", sm.path, src.Path, err)

@@ -30,6 +30,7 @@ import (
 	"bridge/auth"
 	"bridge/davfs/deadprops"
 	"bridge/drivers"
+	"bridge/drivers/pacer"
 )
 
 // Mount is one driver at one path of the share.
@@ -71,6 +72,7 @@ type Server struct {
 	pending pendingFiles
 	health  healthCache
 	ls      webdav.LockSystem
+	holds   shortHolds // requests' short locks (confirmLocks)
 	dav     *webdav.Handler
 	client  *http.Client
 	log     zerolog.Logger
@@ -87,6 +89,8 @@ type mount struct {
 	redirect bool
 	noMacMD  bool
 	calls    *calls
+
+	gate pacer.Gate // a rate limit of the download server holds every read back
 
 	rootMu sync.Mutex
 	root   *drivers.Object
@@ -146,7 +150,7 @@ func New(opts Options) (*Server, error) {
 		}
 		s.order = append(s.order, m.Path)
 	}
-	s.dav = &webdav.Handler{FileSystem: (*fileSystem)(s), LockSystem: s.ls}
+	s.dav = &webdav.Handler{FileSystem: (*fileSystem)(s), LockSystem: s.ls, Logger: noteDelegated}
 	return s, nil
 }
 

@@ -19,6 +19,7 @@ type Metrics struct {
 	requests        *prometheus.CounterVec
 	latency         *prometheus.HistogramVec
 	providerCalls   *prometheus.CounterVec
+	driverCalls     *prometheus.CounterVec
 	cacheLookups    *prometheus.CounterVec
 	bytes           *prometheus.CounterVec
 	uploadsInFlight prometheus.Gauge
@@ -37,7 +38,11 @@ func New() *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10),
 		}, []string{"method"}),
 		providerCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "bridge_provider_calls_total", Help: "Driver calls by mount, operation and result.",
+			Name: "bridge_provider_calls_total",
+			Help: "HTTP requests to providers (every page, part and retry) by mount, driver operation and result.",
+		}, []string{"mount", "op", "result"}),
+		driverCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bridge_driver_calls_total", Help: "Driver operations by mount, operation and result.",
 		}, []string{"mount", "op", "result"}),
 		cacheLookups: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bridge_listing_cache_lookups_total", Help: "Folder listing cache lookups by result (hit, miss).",
@@ -52,7 +57,7 @@ func New() *Metrics {
 			Name: "bridge_login_failures_total", Help: "Requests with wrong credentials.",
 		}),
 	}
-	m.reg.MustRegister(m.requests, m.latency, m.providerCalls, m.cacheLookups, m.bytes, m.uploadsInFlight, m.loginFailures,
+	m.reg.MustRegister(m.requests, m.latency, m.providerCalls, m.driverCalls, m.cacheLookups, m.bytes, m.uploadsInFlight, m.loginFailures,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -70,11 +75,24 @@ func (m *Metrics) ObserveRequest(method string, status int, d time.Duration, in,
 	m.bytes.WithLabelValues("out").Add(float64(out))
 }
 
-// ProviderCall records a driver call (davfs.Metrics).
+// ProviderCall records a driver operation (davfs.Metrics).
 func (m *Metrics) ProviderCall(mount, op string, err error) {
 	result := "ok"
 	if err != nil {
 		result = "error"
+	}
+	m.driverCalls.WithLabelValues(mount, op, result).Inc()
+}
+
+// ProviderRequest records one HTTP request to a provider; status 0 means
+// no answer came.
+func (m *Metrics) ProviderRequest(mount, op string, status int) {
+	result := "ok"
+	if status == 0 || status >= 400 {
+		result = "error"
+	}
+	if op == "" {
+		op = "other"
 	}
 	m.providerCalls.WithLabelValues(mount, op, result).Inc()
 }
