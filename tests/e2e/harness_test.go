@@ -26,6 +26,7 @@ import (
 
 	cloudrevefake "bridge/tests/fakes/cloudreve"
 	disktopfake "bridge/tests/fakes/disktop"
+	"bridge/tests/fakes/faults"
 )
 
 // Mount is one mount of the bridge under test.
@@ -55,6 +56,10 @@ type Mount struct {
 	// odd-name trees leave names holding them out for this mount, and
 	// TestForbiddenNames checks that the bridge refuses them cleanly.
 	ForbiddenChars string
+	// Faults is the fault layer of a fake that runs the hostile profile
+	// (faults.Hostile); nil for a kind one. forEachMount restarts such a
+	// provider before every test.
+	Faults *faults.Layer
 }
 
 // Users of the bridge under test.
@@ -86,8 +91,8 @@ var (
 func testMounts() []Mount {
 	localRoot := filepath.Join(workDir, "local-root")
 	return []Mount{
-		cloudreveMount("/cloudreve", ""),
-		disktopMount("/disktop", ""),
+		cloudreveMount("/cloudreve", "", false),
+		disktopMount("/disktop", "", false),
 		{
 			Path:          "/local",
 			Driver:        "local",
@@ -98,16 +103,32 @@ func testMounts() []Mount {
 				return os.ReadFile(filepath.Join(localRoot, filepath.FromSlash(rel)))
 			},
 		},
-		cloudreveMount("/cloudreve-redirect", "redirect"),
-		disktopMount("/disktop-redirect", "redirect"),
+		cloudreveMount("/cloudreve-redirect", "redirect", false),
+		disktopMount("/disktop-redirect", "redirect", false),
+		// As rough as the real services get: 60-second tokens and links, a
+		// rate limit, a rate-limited token endpoint, 5xx, cut downloads,
+		// and a restart before every test.
+		cloudreveMount("/cloudreve-hostile", "", true),
+		disktopMount("/disktop-hostile", "", true),
 	}
 }
 
+// hostileLayer sets the hostile profile on a fake's fault layer when
+// asked, and returns the layer then (nil otherwise).
+func hostileLayer(l *faults.Layer, hostile bool) *faults.Layer {
+	if !hostile {
+		return nil
+	}
+	l.SetConfig(faults.Hostile())
+	return l
+}
+
 // cloudreveMount is a cloudreve mount behind a fake of its own.
-func cloudreveMount(path, download string) Mount {
+func cloudreveMount(path, download string, hostile bool) Mount {
 	cr := cloudrevefake.New()
 	cr.UseOneDrive("/onedrive") // both upload policies are driven
 	return Mount{
+		Faults:        hostileLayer(cr.Faults, hostile),
 		Path:          path,
 		Driver:        "cloudreve",
 		Download:      download,
@@ -131,9 +152,10 @@ func cloudreveMount(path, download string) Mount {
 }
 
 // disktopMount is a disktop mount behind a fake of its own.
-func disktopMount(path, download string) Mount {
+func disktopMount(path, download string, hostile bool) Mount {
 	dt := disktopfake.New()
 	return Mount{
+		Faults:        hostileLayer(dt.Faults, hostile),
 		Path:          path,
 		Driver:        "disktop",
 		Download:      download,
@@ -506,6 +528,9 @@ func forEachMount(t *testing.T, fn func(t *testing.T, b *bridge, m Mount)) {
 	for _, m := range b.mounts {
 		t.Run(strings.TrimPrefix(m.Path, "/"), func(t *testing.T) {
 			watch(t, b)
+			if m.Faults != nil {
+				m.Faults.Restart() // the provider crashed and came back
+			}
 			fn(t, b, m)
 		})
 	}

@@ -45,8 +45,8 @@ func TestMetrics(t *testing.T) {
 			`bridge_requests_total{method="PROPFIND",status="207"}`,
 			`bridge_requests_total{method="PUT",status="201"}`,
 			`bridge_request_duration_seconds_bucket{method="PROPFIND"`,
-			`bridge_provider_calls_total{mount="` + m.Path + `",op="put",result="ok"}`,
-			`bridge_provider_calls_total{mount="` + m.Path + `",op="list",result="ok"}`,
+			`bridge_driver_calls_total{mount="` + m.Path + `",op="put",result="ok"}`,
+			`bridge_driver_calls_total{mount="` + m.Path + `",op="list",result="ok"}`,
 			`bridge_listing_cache_lookups_total{result="hit"}`,
 			`bridge_listing_cache_lookups_total{result="miss"}`,
 			`bridge_bytes_total{direction="in"}`,
@@ -57,6 +57,16 @@ func TestMetrics(t *testing.T) {
 			if !strings.Contains(text, want) {
 				t.Errorf("metrics lack %s", want)
 			}
+		}
+		if m.Driver != "local" {
+			// Provider HTTP requests, counted as the provider sees them.
+			for _, op := range []string{"put", "list"} {
+				if want := `bridge_provider_calls_total{mount="` + m.Path + `",op="` + op + `",result="ok"}`; !strings.Contains(text, want) {
+					t.Errorf("metrics lack %s", want)
+				}
+			}
+		} else if strings.Contains(text, `bridge_provider_calls_total{mount="`+m.Path+`"`) {
+			t.Error("a local mount is counted as making provider requests")
 		}
 		if strings.Contains(text, adminPass) {
 			t.Fatal("a password in the metrics")

@@ -205,8 +205,8 @@ func TestProviderDown(t *testing.T) {
 	root := filepath.Join(dir, "root")
 	mounts := []Mount{
 		{Path: "/local", Driver: "local", Setup: func() (map[string]any, error) { return map[string]any{"root": root}, nil }},
-		disktopMount("/disktop-down", ""),
-		cloudreveMount("/cloudreve-down", ""),
+		disktopMount("/disktop-down", "", false),
+		cloudreveMount("/cloudreve-down", "", false),
 	}
 	before := len(fakeServers)
 	b, err := startBridge(dir, mounts, nil)

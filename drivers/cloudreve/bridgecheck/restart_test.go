@@ -17,13 +17,15 @@ import (
 	"bridge/drivers/cloudreve"
 	"bridge/drivers/drivertest"
 	cloudrevefake "bridge/tests/fakes/cloudreve"
+	"bridge/tests/fakes/faults"
 )
 
 // restartEnv is a Cloudreve fake behind a bridge with one driver mounted
 // twice: /p streams downloads (proxy), /r answers GET with a redirect.
 type restartEnv struct {
-	fake *cloudrevefake.Fake
-	hs   *httptest.Server
+	fake     *cloudrevefake.Fake
+	provider string // the fake's base URL
+	hs       *httptest.Server
 }
 
 func newRestartEnv(t *testing.T) *restartEnv {
@@ -47,7 +49,7 @@ func newRestartEnv(t *testing.T) *restartEnv {
 	}
 	hs := httptest.NewServer(s)
 	t.Cleanup(hs.Close)
-	return &restartEnv{fake: f, hs: hs}
+	return &restartEnv{fake: f, provider: fs.URL, hs: hs}
 }
 
 func (e *restartEnv) put(t *testing.T, p string, data []byte) {
@@ -132,7 +134,12 @@ func TestRestartedProviderNeverServesItsErrorAsTheFile(t *testing.T) {
 	}
 	check("before the restart") // the links are cached now
 	before := e.fake.Calls()["download"]
-	e.fake.Faults.Restart()
+	// Restarted as a check from outside would: POST BASE_URL/__restart.
+	resp, err := http.Post(e.provider+faults.RestartPath, "", nil)
+	if err != nil || resp.StatusCode != http.StatusOK || e.fake.Faults.Restarts() != 1 {
+		t.Fatalf("POST /__restart: %v %v", resp, err)
+	}
+	resp.Body.Close()
 	check("after the restart")
 	if e.fake.Calls()["download"] == before {
 		t.Fatal("no fresh link was asked for after the restart")
