@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"bridge/auth"
 	"bridge/drivers"
@@ -59,6 +60,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if creates[r.Method] && refusedMacMetadata(t) {
 		writeError(w, errMacMetadata)
 		return
+	}
+	if creates[r.Method] && r.Method != "PROPPATCH" {
+		// A new name must be one every client can list: one with a
+		// control character or invalid UTF-8 would make its folder's
+		// PROPFIND unreadable to some of them.
+		if err := checkNewName(t.full); err != nil {
+			writeError(w, err)
+			return
+		}
 	}
 	switch r.Method {
 	case "GET", "HEAD", "POST":
@@ -206,6 +216,11 @@ func (s *Server) serveGet(w http.ResponseWriter, r *http.Request, t target) {
 	}
 	w.Header().Set("Content-Type", contentType(fi.name))
 	w.Header().Set("Accept-Ranges", "bytes")
+	if !sanitizeRange(r, fi.obj.Size) {
+		w.Header().Set("Content-Range", "bytes */"+strconv.FormatInt(fi.obj.Size, 10))
+		writeStatus(w, http.StatusRequestedRangeNotSatisfiable, "")
+		return
+	}
 	if fo, ok := t.m.drv.d.(drivers.FileOpener); ok && !isPending(fi.obj) {
 		// A local file: ServeContent on the *os.File lets the kernel send it.
 		f, err := fo.OpenFile(ctx, ref)
@@ -317,12 +332,17 @@ func (s *Server) servePut(w http.ResponseWriter, r *http.Request, t target) {
 		writeError(w, err)
 		return
 	}
-	if r.ContentLength >= 0 {
-		if err := checkSize(t.m, r.ContentLength); err != nil && !errors.Is(err, drivers.ErrNotSupported) {
+	expected, err := expectedLength(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if expected >= 0 {
+		if err := checkSize(t.m, expected); err != nil && !errors.Is(err, drivers.ErrNotSupported) {
 			writeError(w, err)
 			return
 		}
-		if err := s.checkQuota(ctx, t, r.ContentLength); err != nil {
+		if err := s.checkQuota(ctx, t, expected); err != nil {
 			writeError(w, err)
 			return
 		}
@@ -334,13 +354,19 @@ func (s *Server) servePut(w http.ResponseWriter, r *http.Request, t target) {
 	}
 	defer sp.discard()
 	if _, err := sp.readFrom(r.Body); err != nil {
-		if ctx.Err() == nil {
-			writeStatus(w, http.StatusBadRequest, "could not read the request body")
+		// Nothing is stored and the old file stays. A client that went
+		// away gets no answer, but the log must not call it a 200.
+		s.log.Warn().Str("method", r.Method).Str("path", path.Clean(r.URL.Path)).Int64("received", sp.size).
+			Int64("expected", expected).Msg("PUT body ended early (client abort); nothing stored")
+		if ctx.Err() != nil {
+			w.WriteHeader(499)
+			return
 		}
+		writeStatus(w, http.StatusBadRequest, "could not read the request body")
 		return
 	}
-	if r.ContentLength >= 0 && sp.size != r.ContentLength {
-		writeStatus(w, http.StatusBadRequest, "body shorter than Content-Length")
+	if expected >= 0 && sp.size != expected {
+		writeStatus(w, http.StatusBadRequest, fmt.Sprintf("received %d bytes, announced %d", sp.size, expected))
 		return
 	}
 	if err := verifyChecksum(r.Header.Get("OC-Checksum"), sp.upload().Hashes); err != nil {
@@ -447,6 +473,10 @@ func (s *Server) serveCopyMove(w http.ResponseWriter, r *http.Request, src targe
 		writeError(w, errMacMetadata)
 		return
 	}
+	if err := checkNewName(dst.full); err != nil {
+		writeError(w, err)
+		return
+	}
 	// RFC 4918 10.6: no Overwrite header means T (x/net reads it as F,
 	// golang/go#66059).
 	overwrite := true
@@ -504,4 +534,95 @@ func (s *Server) logFailure(r *http.Request, err error) {
 		ev = s.log.Error()
 	}
 	ev.Str("error", Redact(err.Error())).Str("method", r.Method).Str("path", path.Clean(r.URL.Path)).Msg(fmt.Sprintf("%s failed", r.Method))
+}
+
+// checkNewName refuses a name that a write would create with control
+// characters (0x00-0x1F, 0x7F) or invalid UTF-8: XML cannot carry them
+// in a PROPFIND answer, and some clients choke on the replacement.
+func checkNewName(full string) error {
+	name := path.Base(full)
+	if !utf8.ValidString(name) {
+		return fmt.Errorf("%q: %w", name, errBadName)
+	}
+	for _, r := range name {
+		if r < 0x20 || r == 0x7f {
+			return fmt.Errorf("%q: %w", name, errBadName)
+		}
+	}
+	return nil
+}
+
+// expectedLength is the length a PUT announces: Content-Length, or for a
+// chunked body Finder's X-Expected-Entity-Length; -1 when neither says.
+// It serves the early checks (size, quota) and is verified against what
+// arrives.
+func expectedLength(r *http.Request) (int64, error) {
+	if r.ContentLength >= 0 {
+		return r.ContentLength, nil
+	}
+	v := r.Header.Get("X-Expected-Entity-Length")
+	if v == "" {
+		return -1, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return -1, fmt.Errorf("X-Expected-Entity-Length %q: %w", v, errBadRequest)
+	}
+	return n, nil
+}
+
+// sanitizeRange makes a request's Range header what RFC 9110 §14.2 lets a
+// server act on, before http.ServeContent reads it: a header that is not a
+// valid bytes range set (bytes=abc, bytes=5-1) is ignored, so the whole
+// file is sent with 200; specs that cannot be satisfied (a suffix of 0
+// bytes, a start past the end) are dropped. It returns false when no spec
+// is left of a valid header: 416.
+func sanitizeRange(r *http.Request, size int64) bool {
+	h := r.Header.Get("Range")
+	if h == "" {
+		return true
+	}
+	set, ok := strings.CutPrefix(h, "bytes=")
+	if !ok {
+		r.Header.Del("Range") // another unit: ignored
+		return true
+	}
+	var keep []string
+	for _, spec := range strings.Split(set, ",") {
+		spec = strings.TrimSpace(spec)
+		first, last, ok := strings.Cut(spec, "-")
+		if !ok || (first == "" && last == "") {
+			r.Header.Del("Range")
+			return true
+		}
+		var a, b int64 = -1, -1
+		var err error
+		if first != "" {
+			if a, err = strconv.ParseInt(first, 10, 64); err != nil || a < 0 {
+				r.Header.Del("Range")
+				return true
+			}
+		}
+		if last != "" {
+			if b, err = strconv.ParseInt(last, 10, 64); err != nil || b < 0 {
+				r.Header.Del("Range")
+				return true
+			}
+		}
+		if a >= 0 && b >= 0 && b < a {
+			r.Header.Del("Range") // last-pos before first-pos: invalid
+			return true
+		}
+		switch {
+		case a < 0 && b == 0: // a suffix of nothing
+		case a >= size: // starts past the end
+		default:
+			keep = append(keep, spec)
+		}
+	}
+	if len(keep) == 0 {
+		return false
+	}
+	r.Header.Set("Range", "bytes="+strings.Join(keep, ","))
+	return true
 }

@@ -9,6 +9,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // The common PROPFIND — Depth 0 or 1, all properties or a list of live
@@ -200,4 +201,34 @@ func writeProp(w *bufio.Writer, n xml.Name, inner string) {
 // textEscaper escapes XML character data as x/net does (quotes stay).
 var textEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
 
-func escape(s string) string { return textEscaper.Replace(s) }
+// escape makes s XML character data. Characters XML cannot carry at all
+// (control characters, invalid UTF-8: a name made behind the bridge's back
+// may hold them) become U+FFFD, as encoding/xml does, so no name can make
+// a folder's listing unreadable.
+func escape(s string) string {
+	if !xmlSafe(s) {
+		s = strings.Map(func(r rune) rune {
+			if !xmlChar(r) {
+				return utf8.RuneError
+			}
+			return r
+		}, strings.ToValidUTF8(s, string(utf8.RuneError)))
+	}
+	return textEscaper.Replace(s)
+}
+
+// xmlSafe reports whether every character of s may stand in XML 1.0.
+func xmlSafe(s string) bool {
+	for _, r := range s {
+		if r == utf8.RuneError || !xmlChar(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// xmlChar is XML 1.0's Char production.
+func xmlChar(r rune) bool {
+	return r == 0x09 || r == 0x0A || r == 0x0D || (r >= 0x20 && r <= 0xD7FF) ||
+		(r >= 0xE000 && r <= 0xFFFD) || (r >= 0x10000 && r <= 0x10FFFF)
+}

@@ -25,6 +25,7 @@ var (
 	errBadGateway    = errors.New("destination is on another server")
 	errInfiniteDepth = errors.New("PROPFIND with Depth: infinity is disabled")
 	errMacMetadata   = errors.New("macOS metadata files are refused on this mount")
+	errBadName       = errors.New("names with control characters or invalid UTF-8 are refused")
 )
 
 // statusTable maps error kinds to WebDAV status codes: the one place where
@@ -46,6 +47,7 @@ var statusTable = []struct {
 	{drivers.ErrInvalidName, http.StatusBadRequest},
 	{errBadPath, http.StatusBadRequest},
 	{errBadRequest, http.StatusBadRequest},
+	{errBadName, http.StatusBadRequest},
 	{errNoParent, http.StatusConflict},
 	{errIntoItself, http.StatusConflict},
 	{errFixedFolder, http.StatusForbidden},
