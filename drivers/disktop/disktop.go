@@ -37,9 +37,10 @@
 //     missing (twice at most). Retries go through the drivers' shared
 //     pacer (drivers/pacer): 429 and passing 5xx (pacer.Passing) are
 //     retried with backoff (the document says to retry a 502 from
-//     complete), Retry-After up to 30 s is waited out exactly, a longer one
-//     (or one past the request's deadline) goes to the bridge as a
-//     RetryError (503 + Retry-After). A broken connection is retried only
+//     complete), Retry-After is waited out exactly (while such waits add
+//     up to no more than 30 s; a longer one, or one past the request's
+//     deadline, goes to the bridge as a RetryError: 503 + Retry-After), and
+//     a rate limit met by one call holds the driver's other calls back. A broken connection is retried only
 //     for what can be sent twice (GETs and parts): a lost answer to a
 //     rename or a complete may hide a success.
 //   - OAuth: the token endpoint is read as RFC 6749 (x/oauth2). The
@@ -267,8 +268,9 @@ func (d *Driver) call(ctx context.Context, method, endpoint string, form url.Val
 // callRaw is call with a raw body (a part) when raw is not nil.
 //
 // Retries go through the shared pacer (drivers/pacer): a 429 or passing
-// 5xx is tried again after its Retry-After (up to maxRetryWait; a longer
-// one goes back as a RetryError) or a backoff, maxAttempts times in all. A
+// 5xx is tried again after its Retry-After (while such waits add up to no
+// more than maxRetryWait; then, or for a longer one, it goes back as a
+// RetryError), or after a backoff, maxAttempts times in all. A
 // lost connection or a cut answer is retried only for what can be sent
 // twice, GETs and parts: a lost answer to a rename or a complete may hide
 // a success. A 401 is answered by one refresh and an immediate resend,
