@@ -68,8 +68,8 @@ Usage:
   bridge version                    print the version
 
 Without -config, ./data is served through the local driver on 127.0.0.1:8080
-for the user "admin"; the password is BRIDGE_PASSWORD, or a random one that is
-printed once at start.
+(-listen ADDR or BRIDGE_LISTEN to change it) for the user "admin"; the
+password is BRIDGE_PASSWORD, or a random one that is printed once at start.
 `
 
 func main() {

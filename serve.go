@@ -29,6 +29,7 @@ import (
 func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("serve", stderr)
 	file := fs.String("config", "", "configuration file (default: serve ./data on 127.0.0.1:8080)")
+	listen := fs.String("listen", "", "address to listen on, e.g. 127.0.0.1:9090 or :8080 (overrides server.listen; without -config also BRIDGE_LISTEN)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -46,6 +47,14 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if c, err = config.Load(*file, driverNames()); err != nil {
 			return err
 		}
+	}
+	switch {
+	case *listen != "":
+		c.Server.Listen = *listen
+	case *file == "" && os.Getenv("BRIDGE_LISTEN") != "":
+		// A container has no config file to say it: 127.0.0.1 is not
+		// reachable from outside it.
+		c.Server.Listen = os.Getenv("BRIDGE_LISTEN")
 	}
 	log := newLogger(c.Server, stderr)
 	handler, closeAll, err := buildHandler(ctx, c, log)
@@ -144,11 +153,12 @@ func newDriver(ctx context.Context, c *config.Config, i int, log zerolog.Logger,
 		return nil, fmt.Errorf("mount %s: state dir: %w", m.Path, err)
 	}
 	drv, err := factory(ctx, drivers.Config{
-		MountPath:  m.Path,
-		StateDir:   dir,
-		Decode:     func(v any) error { return c.DecodeOptions(i, v) },
-		HTTPClient: &http.Client{Transport: countRequests(mtr, m.Path, http.DefaultTransport.(*http.Transport).Clone())},
-		Logger:     log.With().Str("mount", m.Path).Logger(),
+		MountPath:    m.Path,
+		StateDir:     dir,
+		Decode:       func(v any) error { return c.DecodeOptions(i, v) },
+		HTTPClient:   &http.Client{Transport: countRequests(mtr, m.Path, http.DefaultTransport.(*http.Transport).Clone())},
+		Logger:       log.With().Str("mount", m.Path).Logger(),
+		LoginCommand: loginCommand(c.File(), m.Path),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("mount %s (%s): %w", m.Path, m.Driver, err)
@@ -270,7 +280,7 @@ func buildHandler(ctx context.Context, c *config.Config, log zerolog.Logger) (ht
 	dav, err := davfs.New(davfs.Options{
 		Metrics:          mtr,
 		HTTPClient:       &http.Client{Transport: countRequests(mtr, "", http.DefaultTransport.(*http.Transport).Clone())},
-		Props:            props,
+		Props:            props.WithLimits(deadprops.Limits{RequestBytes: c.Server.MaxProppatchBytes, ResourceBytes: c.Server.MaxPropsBytes}),
 		Mounts:           mounts,
 		TempDir:          c.Server.TempDir,
 		CacheTTL:         c.Server.CacheTTL.Duration,
@@ -334,4 +344,13 @@ func healthHandler(dav *davfs.Server) http.Handler {
 		w.WriteHeader(code)
 		json.NewEncoder(w).Encode(map[string]any{"status": status, "mounts": mounts})
 	})
+}
+
+// loginCommand is the full `bridge login` command line for a mount of the
+// configuration file, as hints must give it.
+func loginCommand(file, mountPath string) string {
+	if file == "" {
+		file = "FILE"
+	}
+	return "bridge login -config " + file + " " + mountPath
 }

@@ -55,7 +55,22 @@ type Server struct {
 	// ShutdownTimeout is how long running requests may go on after a stop
 	// signal.
 	ShutdownTimeout Duration `toml:"shutdown_timeout"`
+	// MaxProppatchBytes caps a PROPPATCH body (413 over it): x/net holds
+	// the whole body in memory and stores what it holds.
+	MaxProppatchBytes int64 `toml:"max_proppatch_bytes"`
+	// MaxPropsBytes caps the dead properties of one resource (507 for a
+	// PROPPATCH over it), so that props.db, which never shrinks, cannot be
+	// grown without bound through one file.
+	MaxPropsBytes int64 `toml:"max_props_bytes"`
 }
+
+// Defaults of the PROPPATCH limits, and the least either may be set to:
+// Explorer alone sets about half a kilobyte per file.
+const (
+	DefaultMaxProppatchBytes = 64 << 10
+	DefaultMaxPropsBytes     = 256 << 10
+	MinPropsLimit            = 1 << 10
+)
 
 // User is one WebDAV account.
 type User struct {
@@ -265,6 +280,12 @@ func (c *Config) applyDefaults() {
 	if s.ShutdownTimeout.Duration == 0 {
 		s.ShutdownTimeout.Duration = 30 * time.Second
 	}
+	if s.MaxProppatchBytes == 0 {
+		s.MaxProppatchBytes = DefaultMaxProppatchBytes
+	}
+	if s.MaxPropsBytes == 0 {
+		s.MaxPropsBytes = DefaultMaxPropsBytes
+	}
 	for i := range c.Mounts {
 		if c.Mounts[i].Download == "" {
 			c.Mounts[i].Download = DownloadProxy
@@ -295,6 +316,12 @@ func (c *Config) validate(knownDrivers []string) Problems {
 	}
 	if c.Server.CacheEntries < 0 {
 		add("server.cache_entries", "must not be negative")
+	}
+	if c.Server.MaxProppatchBytes < MinPropsLimit {
+		add("server.max_proppatch_bytes", "must be at least %d", MinPropsLimit)
+	}
+	if c.Server.MaxPropsBytes < MinPropsLimit {
+		add("server.max_props_bytes", "must be at least %d", MinPropsLimit)
 	}
 	if (c.Server.TLSCert == "") != (c.Server.TLSKey == "") {
 		add("server.tls_cert", "tls_cert and tls_key go together")

@@ -152,3 +152,27 @@ func TestCacheTTLAtLeastOneSecond(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+func TestPropLimits(t *testing.T) {
+	users := "[[users]]\nname = \"a\"\npassword_hash = \"" + hash(t) + "\"\nmounts = [\"*\"]\n"
+	c, err := Parse("c.toml", []byte(users), env(nil), known)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Server.MaxProppatchBytes != 64<<10 || c.Server.MaxPropsBytes != 256<<10 {
+		t.Fatalf("defaults: %d %d", c.Server.MaxProppatchBytes, c.Server.MaxPropsBytes)
+	}
+	c, err = Parse("c.toml", []byte("[server]\nmax_proppatch_bytes = 4096\nmax_props_bytes = 1048576\n"+users), env(nil), known)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Server.MaxProppatchBytes != 4096 || c.Server.MaxPropsBytes != 1<<20 {
+		t.Fatalf("set: %d %d", c.Server.MaxProppatchBytes, c.Server.MaxPropsBytes)
+	}
+	_, err = Parse("c.toml", []byte("[server]\nmax_proppatch_bytes = -1\nmax_props_bytes = 100\n"+users), env(nil), known)
+	for _, want := range []string{"line 2: server.max_proppatch_bytes: must be at least 1024", "line 3: server.max_props_bytes: must be at least 1024"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in %v", want, err)
+		}
+	}
+}

@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/net/webdav"
 
+	"bridge/davfs/deadprops"
 	"bridge/drivers"
 	"bridge/drivers/download"
 )
@@ -199,14 +200,17 @@ func (s *Server) deadProps(key string) (map[xml.Name]webdav.Property, error) {
 }
 
 // patchProps stores a PROPPATCH; without a store every change is refused,
-// as x/net does for files that hold no dead properties. A modification
-// time set by Explorer or a client of DAV:lastmodified is also applied to
-// the object where the driver can.
+// as x/net does for files that hold no dead properties. One that would
+// take the resource over the store's limits stores nothing (507). A
+// modification time set by Explorer or a client of DAV:lastmodified is
+// also applied to the object where the driver can.
 func (s *Server) patchProps(ctx context.Context, t target, patches []webdav.Proppatch) ([]webdav.Propstat, error) {
 	status := http.StatusOK
 	if s.opts.Props == nil {
 		status = http.StatusForbidden
-	} else if err := s.opts.Props.Patch(t.full, patches); err != nil {
+	} else if err := s.opts.Props.Patch(t.full, patches); errors.Is(err, deadprops.ErrFull) {
+		return s.fullPropstats(t, err, patches), nil
+	} else if err != nil {
 		return nil, err
 	} else {
 		s.applyModTime(ctx, t, patches)

@@ -87,7 +87,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveOptions(w, r, t)
 	case "LOCK":
 		s.serveLock(w, r, t)
-	case "PROPPATCH", "UNLOCK":
+	case "PROPPATCH":
+		s.serveProppatch(w, r, t)
+	case "UNLOCK":
 		s.delegate(w, r, t)
 	default:
 		w.Header().Set("Allow", "OPTIONS, GET, HEAD, PUT, DELETE, MKCOL, COPY, MOVE, PROPFIND, PROPPATCH, LOCK, UNLOCK")
@@ -189,9 +191,24 @@ func (s *Server) serveGet(w http.ResponseWriter, r *http.Request, t target) {
 		return
 	}
 	if fi.IsDir() {
+		if !strings.HasSuffix(r.URL.Path, "/") {
+			// The listing's relative links (./name/, ../) resolve against
+			// the slash form only.
+			u := *r.URL
+			u.Path, u.RawPath = r.URL.Path+"/", ""
+			if r.URL.RawPath != "" {
+				u.RawPath = r.URL.RawPath + "/"
+			}
+			http.Redirect(w, r, u.RequestURI(), http.StatusMovedPermanently)
+			return
+		}
 		s.serveListing(w, r, t)
 		return
 	}
+	// An uploaded page (.html, .svg) must not run script in the bridge's
+	// origin, where browsers send the Basic credentials by themselves.
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Content-Security-Policy", "sandbox")
 	ref := drivers.Ref{Path: t.rel, Object: fi.obj}
 	if t.m.redirect && t.m.features.Links && !isPending(fi.obj) && fi.obj.Size > 0 {
 		l, ok, err := s.redirectLink(ctx, t.m, ref)
@@ -374,7 +391,7 @@ func (s *Server) servePut(w http.ResponseWriter, r *http.Request, t target) {
 		return
 	}
 	modTime := parseMtime(r.Header.Get("X-OC-Mtime"))
-	obj, created, err := s.put(ctx, t, sp, modTime)
+	obj, created, err := s.putKeepingPatchedTime(ctx, t, sp, modTime)
 	if err != nil {
 		s.logFailure(r, err)
 		writeError(w, err)

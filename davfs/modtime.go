@@ -31,17 +31,9 @@ func parsePropTime(s string) (time.Time, bool) {
 	return time.Time{}, false
 }
 
-// applyModTime sets the object's time from a modification-time property in
-// patches, through the driver where it can and in the bridge's records where
-// the provider keeps no times; otherwise the property is only stored.
-func (s *Server) applyModTime(ctx context.Context, t target, patches []webdav.Proppatch) {
-	if t.m == nil || t.isMountRoot() {
-		return
-	}
-	setter, canSet := t.m.drv.d.(drivers.ModTimeSetter)
-	if !canSet && !s.keepsTimes(t.m) {
-		return
-	}
+// patchedModTime returns the time a modification-time property set in
+// patches gives, if any.
+func patchedModTime(patches []webdav.Proppatch) (time.Time, bool) {
 	for _, p := range patches {
 		if p.Remove {
 			continue
@@ -50,29 +42,51 @@ func (s *Server) applyModTime(ctx context.Context, t target, patches []webdav.Pr
 			if !modTimeProps[prop.XMLName] {
 				continue
 			}
-			when, ok := parsePropTime(string(prop.InnerXML))
-			if !ok {
-				continue
+			if when, ok := parsePropTime(string(prop.InnerXML)); ok {
+				return when, true
 			}
-			ref, err := s.ref(ctx, t.m, t.rel)
-			if err != nil {
-				return
-			}
-			obj := ref.Object
-			if canSet {
-				set, err := setter.SetModTime(ctx, ref, when)
-				t.m.drv.done("setmodtime", err)
-				if err != nil {
-					s.log.Warn().Str("error", Redact(err.Error())).Str("path", t.full).Msg("could not set the modification time; kept as a property")
-				} else {
-					obj = set
-				}
-			}
-			// Where the provider keeps no times, the bridge does.
-			s.recordNew(t.m, t.rel, s.keepTime(t.m, t.rel, obj, when))
-			return
 		}
 	}
+	return time.Time{}, false
+}
+
+// applyModTime sets the object's time from a modification-time property in
+// patches, through the driver where it can and in the bridge's records where
+// the provider keeps no times; otherwise the property is only stored. On an
+// empty file the time is also kept for the content PUT that follows
+// (Explorer's order; putKeepingPatchedTime).
+func (s *Server) applyModTime(ctx context.Context, t target, patches []webdav.Proppatch) {
+	if t.m == nil || t.isMountRoot() {
+		return
+	}
+	when, ok := patchedModTime(patches)
+	if !ok {
+		return
+	}
+	ref, err := s.ref(ctx, t.m, t.rel)
+	if err != nil {
+		return
+	}
+	obj := ref.Object
+	if !obj.IsDir && obj.Size == 0 {
+		s.notePatchedTime(t, when)
+	}
+	setter, canSet := t.m.drv.d.(drivers.ModTimeSetter)
+	canSet = canSet && !isPending(obj) // nothing at the provider yet
+	if !canSet && !s.keepsTimes(t.m) {
+		return
+	}
+	if canSet {
+		set, err := setter.SetModTime(ctx, ref, when)
+		t.m.drv.done("setmodtime", err)
+		if err != nil {
+			s.log.Warn().Str("error", Redact(err.Error())).Str("path", t.full).Msg("could not set the modification time; kept as a property")
+		} else {
+			obj = set
+		}
+	}
+	// Where the provider keeps no times, the bridge does.
+	s.recordNew(t.m, t.rel, s.keepTime(t.m, t.rel, obj, when))
 }
 
 // Providers that cannot store a client's modification time (Disk.Top keeps

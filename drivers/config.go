@@ -24,6 +24,10 @@ type Config struct {
 	HTTPClient *http.Client
 	// Logger is the mount's logger. Drivers never log secrets.
 	Logger zerolog.Logger
+	// LoginCommand is the command line that logs this mount in
+	// interactively (`bridge login -config FILE /mount`), for the hints
+	// drivers with a Loginer give; "" when unknown.
+	LoginCommand string
 }
 
 // Factory builds a driver from its configuration. main.go holds the table of

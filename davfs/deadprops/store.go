@@ -4,8 +4,13 @@
 // ("/local/a/b.txt"); a folder's subtree is every key below "path/".
 //
 // Beside them it keeps the modification times the bridge remembers for
-// files of providers that cannot store a client's time (see ModTimes);
-// they follow MOVE and COPY and go with DELETE the same way.
+// files of providers that cannot store a client's time (see ModTimes), and
+// the times clients set by PROPPATCH on empty files (see PatchedTime); they
+// follow MOVE and COPY and go with DELETE the same way.
+//
+// bbolt never gives space back to the file system, so what one client can
+// put in is bounded (see Limits): a PROPPATCH that would take a resource's
+// properties over them is refused whole, with ErrFull.
 package deadprops
 
 import (
@@ -13,6 +18,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -22,14 +28,50 @@ import (
 )
 
 var (
-	bucket      = []byte("deadprops")
-	timesBucket = []byte("modtimes")
-	buckets     = [][]byte{bucket, timesBucket}
+	bucket        = []byte("deadprops")
+	timesBucket   = []byte("modtimes")
+	patchedBucket = []byte("patchedtimes")
+	buckets       = [][]byte{bucket, timesBucket, patchedBucket}
 )
+
+// Limits bound what PROPPATCH may bring in. A zero field takes its
+// default (DefaultLimits).
+type Limits struct {
+	// RequestBytes caps a PROPPATCH request body; davfs enforces it before
+	// the body is parsed, since x/net holds all of it in memory.
+	RequestBytes int64
+	// ResourceBytes caps the dead properties of one resource in total
+	// (names, languages and values), ResourceProps their number.
+	ResourceBytes int64
+	ResourceProps int
+}
+
+// DefaultLimits: far above what Explorer, Finder, Office or litmus store
+// (a few hundred bytes per file), far below what would hurt.
+var DefaultLimits = Limits{RequestBytes: 64 << 10, ResourceBytes: 256 << 10, ResourceProps: 256}
+
+// orDefault fills the zero fields of l from DefaultLimits.
+func (l Limits) orDefault() Limits {
+	if l.RequestBytes <= 0 {
+		l.RequestBytes = DefaultLimits.RequestBytes
+	}
+	if l.ResourceBytes <= 0 {
+		l.ResourceBytes = DefaultLimits.ResourceBytes
+	}
+	if l.ResourceProps <= 0 {
+		l.ResourceProps = DefaultLimits.ResourceProps
+	}
+	return l
+}
+
+// ErrFull is a Patch that would take a resource's properties over Limits;
+// nothing of it was stored.
+var ErrFull = errors.New("deadprops: the properties of the resource would exceed the limit")
 
 // Store is the property database. It is safe for concurrent use.
 type Store struct {
-	db *bolt.DB
+	db     *bolt.DB
+	limits Limits
 }
 
 // Open opens (or creates) the database file. Only one process may hold it.
@@ -50,8 +92,17 @@ func Open(file string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("deadprops: %w", err)
 	}
-	return &Store{db: db}, nil
+	return &Store{db: db, limits: DefaultLimits}, nil
 }
+
+// WithLimits returns the store with limits l (zero fields: the default),
+// over the same database.
+func (s *Store) WithLimits(l Limits) *Store {
+	return &Store{db: s.db, limits: l.orDefault()}
+}
+
+// Limits returns the store's limits.
+func (s *Store) Limits() Limits { return s.limits.orDefault() }
 
 // Close closes the database.
 func (s *Store) Close() error { return s.db.Close() }
@@ -100,9 +151,25 @@ func (s *Store) Get(path string) (map[xml.Name]webdav.Property, error) {
 	return out, err
 }
 
+// size is what a property counts against Limits.ResourceBytes.
+func size(p webdav.Property) int64 {
+	return int64(len(p.XMLName.Space) + len(p.XMLName.Local) + len(p.Lang) + len(p.InnerXML))
+}
+
+func total(props map[xml.Name]webdav.Property) int64 {
+	var n int64
+	for _, p := range props {
+		n += size(p)
+	}
+	return n
+}
+
 // Patch applies PROPPATCH instructions to path in one transaction: all of
-// them or none.
+// them or none. When the result would exceed the store's limits (and is
+// larger than what path holds, so that a resource over limits lowered since
+// can still shrink), nothing is stored and the error wraps ErrFull.
 func (s *Store) Patch(path string, patches []webdav.Proppatch) error {
+	lim := s.Limits()
 	return s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucket)
 		props := map[xml.Name]webdav.Property{}
@@ -112,6 +179,7 @@ func (s *Store) Patch(path string, patches []webdav.Proppatch) error {
 				return err
 			}
 		}
+		oldCount, oldBytes := len(props), total(props)
 		for _, patch := range patches {
 			for _, p := range patch.Props {
 				if patch.Remove {
@@ -120,6 +188,12 @@ func (s *Store) Patch(path string, patches []webdav.Proppatch) error {
 					props[p.XMLName] = p
 				}
 			}
+		}
+		if n := len(props); n > lim.ResourceProps && n > oldCount {
+			return fmt.Errorf("%s: %d properties, the limit is %d: %w", path, n, lim.ResourceProps, ErrFull)
+		}
+		if n := total(props); n > lim.ResourceBytes && n > oldBytes {
+			return fmt.Errorf("%s: %d bytes of properties, the limit is %d: %w", path, n, lim.ResourceBytes, ErrFull)
 		}
 		if len(props) == 0 {
 			return b.Delete([]byte(path))
@@ -295,4 +369,39 @@ func (s *Store) ModTimeAt(path string) (ModTime, bool, error) {
 		return nil
 	})
 	return mt, found, err
+}
+
+// Explorer creates a file empty, sets its times by PROPPATCH, and only then
+// sends the content with a PUT that carries no time: the upload would give
+// the file its own time. The time set on the empty file is kept here until
+// the content arrives (davfs applies it to that PUT).
+
+// SetPatchedTime keeps t as the time a client set by PROPPATCH on the
+// empty file at path.
+func (s *Store) SetPatchedTime(path string, t time.Time) error {
+	v := make([]byte, 8)
+	binary.BigEndian.PutUint64(v, uint64(t.UnixNano()))
+	return s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(patchedBucket).Put([]byte(path), v)
+	})
+}
+
+// PatchedTime returns the time kept by SetPatchedTime for path, if any.
+func (s *Store) PatchedTime(path string) (time.Time, bool, error) {
+	var t time.Time
+	found := false
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(patchedBucket).Get([]byte(path)); len(v) == 8 {
+			t, found = time.Unix(0, int64(binary.BigEndian.Uint64(v))), true
+		}
+		return nil
+	})
+	return t, found, err
+}
+
+// ClearPatchedTime forgets the time kept for path: its content arrived.
+func (s *Store) ClearPatchedTime(path string) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(patchedBucket).Delete([]byte(path))
+	})
 }

@@ -2,7 +2,9 @@ package deadprops
 
 import (
 	"encoding/xml"
+	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -108,5 +110,82 @@ func TestModTimesOfAFolder(t *testing.T) {
 	}
 	if got, _ := s.ModTimes("/m/moved/deep"); len(got) != 0 {
 		t.Fatalf("after Delete: %v", got)
+	}
+}
+
+func TestLimitsRefuseAWholePatch(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "props.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.Limits() != DefaultLimits {
+		t.Fatalf("limits of a new store: %+v", s.Limits())
+	}
+	l := s.WithLimits(Limits{ResourceBytes: 100, ResourceProps: 3})
+	if got := l.Limits(); got.RequestBytes != DefaultLimits.RequestBytes || got.ResourceBytes != 100 {
+		t.Fatalf("zero fields are not the defaults: %+v", got)
+	}
+	set(t, l, "/m/f", prop("a", strings.Repeat("x", 40)))
+	// Over the bytes: refused whole, the earlier property intact.
+	err = l.Patch("/m/f", []webdav.Proppatch{{Props: []webdav.Property{prop("b", "small"), prop("c", strings.Repeat("y", 60))}}})
+	if !errors.Is(err, ErrFull) {
+		t.Fatalf("over the bytes: %v", err)
+	}
+	if value(t, l, "/m/f", "b") != "" || value(t, l, "/m/f", "a") == "" {
+		t.Fatal("a refused patch changed something")
+	}
+	// Over the count.
+	set(t, l, "/m/f", prop("b", "1"), prop("c", "2"))
+	if err := l.Patch("/m/f", []webdav.Proppatch{{Props: []webdav.Property{prop("d", "3")}}}); !errors.Is(err, ErrFull) {
+		t.Fatalf("over the count: %v", err)
+	}
+	// At the limits a value can still be replaced, and properties removed.
+	set(t, l, "/m/f", prop("b", "9"))
+	if err := l.Patch("/m/f", []webdav.Proppatch{{Remove: true, Props: []webdav.Property{prop("a", "")}}}); err != nil {
+		t.Fatal(err)
+	}
+	// Limits lowered below what a resource holds: it may only shrink.
+	tight := s.WithLimits(Limits{ResourceBytes: 10, ResourceProps: 1})
+	if err := tight.Patch("/m/f", []webdav.Proppatch{{Props: []webdav.Property{prop("b", "longer value")}}}); !errors.Is(err, ErrFull) {
+		t.Fatalf("growing over lowered limits: %v", err)
+	}
+	if err := tight.Patch("/m/f", []webdav.Proppatch{{Remove: true, Props: []webdav.Property{prop("c", "")}}}); err != nil {
+		t.Fatalf("shrinking over lowered limits: %v", err)
+	}
+}
+
+func TestPatchedTimesFollowTheFile(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "props.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	at := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+	if err := s.SetPatchedTime("/m/a/f", at); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok, err := s.PatchedTime("/m/a/f"); err != nil || !ok || !got.Equal(at) {
+		t.Fatalf("PatchedTime: %v %v %v", got, ok, err)
+	}
+	if err := s.Move("/m/a", "/m/b"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := s.PatchedTime("/m/a/f"); ok {
+		t.Fatal("still at the old path after Move")
+	}
+	if got, ok, _ := s.PatchedTime("/m/b/f"); !ok || !got.Equal(at) {
+		t.Fatal("did not follow Move")
+	}
+	if err := s.ClearPatchedTime("/m/b/f"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := s.PatchedTime("/m/b/f"); ok {
+		t.Fatal("cleared, still there")
+	}
+	s.SetPatchedTime("/m/b/g", at)
+	s.Delete("/m/b")
+	if _, ok, _ := s.PatchedTime("/m/b/g"); ok {
+		t.Fatal("outlived Delete")
 	}
 }

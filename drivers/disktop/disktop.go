@@ -173,13 +173,17 @@ func New(ctx context.Context, cfg drivers.Config) (drivers.Driver, error) {
 		return nil, fmt.Errorf("disktop: %w", err)
 	}
 	ts.Seed(o.RefreshToken)
+	login := cfg.LoginCommand
+	if login == "" {
+		login = "bridge login -config FILE " + cfg.MountPath
+	}
 	ts.OnNeedsLogin(func(reason string) {
 		d.log.Error().Str("mount", d.mount).Str("reason", reason).
-			Msg("disktop: the provider refused the refresh token; the mount answers 503 until `bridge login " + d.mount + "` is run")
+			Msg("disktop: the provider refused the refresh token; the mount answers 503 until `" + login + "` is run")
 	})
 	d.tokens = ts
 	if !ts.HasToken() {
-		d.log.Warn().Msg("disktop: no token yet: run `bridge login " + cfg.MountPath + "`")
+		d.log.Warn().Msg("disktop: no token yet: run `" + login + "`")
 	}
 	return d, nil
 }

@@ -1,0 +1,28 @@
+package main
+
+import (
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestReadmeNamesTheGoVersionOfGoMod: the README's first instruction
+// must hold on a fresh machine.
+func TestReadmeNamesTheGoVersionOfGoMod(t *testing.T) {
+	mod, err := os.ReadFile("go.mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^go (\d+\.\d+)`).FindSubmatch(mod)
+	if m == nil {
+		t.Fatal("go.mod names no go version")
+	}
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "With Go " + string(m[1]) + " or newer"; !strings.Contains(string(readme), want) {
+		t.Fatalf("README lacks %q (go.mod says go %s)", want, m[1])
+	}
+}
