@@ -151,14 +151,14 @@ func (s *Server) holdUnlocked(ctx context.Context, now time.Time, src, dst strin
 			continue
 		}
 		for {
-			tok, err := s.ls.Create(now, webdav.LockDetails{Root: name, Duration: -1, ZeroDepth: true})
-			if err == nil {
-				s.holds.add(name, tok)
+			wait, err := s.holds.acquire(name, func() (string, error) {
+				return s.ls.Create(now, webdav.LockDetails{Root: name, Duration: -1, ZeroDepth: true})
+			})
+			if err == nil && wait == nil {
 				held = append(held, name)
 				break
 			}
-			wait := s.holds.waitFor(name)
-			if !errors.Is(err, webdav.ErrLocked) || wait == nil {
+			if err != nil {
 				release()
 				if errors.Is(err, webdav.ErrLocked) {
 					return nil, http.StatusLocked, err // a client's lock
@@ -188,36 +188,37 @@ type shortHold struct {
 	done  chan struct{}
 }
 
-func (h *shortHolds) add(name, token string) {
+// acquire takes the short lock on name with create, or, when another
+// request's short lock holds it, returns the channel closed when that one
+// goes. create's own ErrLocked (a client's lock) is returned as it is.
+// Both happen under one mutex with release, so no release falls between
+// a refused create and the look for what refused it.
+func (h *shortHolds) acquire(name string, create func() (string, error)) (<-chan struct{}, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if sh, ok := h.paths[name]; ok {
+		return sh.done, nil
+	}
+	token, err := create()
+	if err != nil {
+		return nil, err
+	}
 	if h.paths == nil {
 		h.paths = map[string]shortHold{}
 	}
 	h.paths[name] = shortHold{token: token, done: make(chan struct{})}
+	return nil, nil
 }
 
 // release unlocks name's short lock (with unlock) and wakes its waiters.
 func (h *shortHolds) release(name string, unlock func(token string)) {
 	h.mu.Lock()
-	sh, ok := h.paths[name]
-	delete(h.paths, name)
-	h.mu.Unlock()
-	if ok {
-		unlock(sh.token)
-		close(sh.done)
-	}
-}
-
-// waitFor returns the channel closed when the short lock on name goes, or
-// nil when there is none (the conflict is a client's lock).
-func (h *shortHolds) waitFor(name string) <-chan struct{} {
-	h.mu.Lock()
 	defer h.mu.Unlock()
 	if sh, ok := h.paths[name]; ok {
-		return sh.done
+		unlock(sh.token)
+		delete(h.paths, name)
+		close(sh.done)
 	}
-	return nil
 }
 
 func (s *Server) confirmIf(r *http.Request, h string, now time.Time, src, dst string) (func(), int, error) {
