@@ -446,7 +446,7 @@ func TestRevokedRefreshTokenNeedsLogin(t *testing.T) {
 	if n := e.fake.Calls()["token"]; n != 2 {
 		t.Fatalf("%d token calls: a dead refresh token is tried once, not on every request", n)
 	}
-	if n := strings.Count(e.logs.String(), "bridge login /disktop"); n != 1 {
+	if n := strings.Count(e.logs.String(), "bridge login -config FILE /disktop"); n != 1 {
 		t.Fatalf("%d needs-login log lines, want exactly 1:\n%s", n, e.logs.String())
 	}
 	for _, secret := range e.fake.Secrets() {
