@@ -186,7 +186,7 @@ func TestShortPutStoresNothing(t *testing.T) {
 					Status int    `json:"status"`
 					Remote string `json:"remote"`
 				}
-				if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "request" && rec.Method == "PUT" && rec.Remote == client {
+				if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "request" && rec.Method == "PUT" && rec.Remote == client && rec.Path == m.Path+"/short.txt" {
 					logged = true
 					if rec.Status < 400 {
 						t.Errorf("the short PUT is logged as %d: %s", rec.Status, line)
