@@ -53,10 +53,13 @@ type Options struct {
 	CacheEntries int
 	// PropfindInfinity allows Depth: infinity PROPFIND (403 otherwise).
 	PropfindInfinity bool
-	LockSystem       webdav.LockSystem // nil: an in-memory one
-	HTTPClient       *http.Client      // fetches download links; nil: a default
-	Logger           zerolog.Logger
-	Metrics          Metrics
+	// LockTimeout is the longest lock the default lock system grants
+	// (zero: locks.DefaultMaxTimeout).
+	LockTimeout time.Duration
+	LockSystem  webdav.LockSystem // nil: an in-memory one
+	HTTPClient  *http.Client      // fetches download links; nil: a default
+	Logger      zerolog.Logger
+	Metrics     Metrics
 	// Props stores dead properties; nil refuses PROPPATCH with 403.
 	Props *deadprops.Store
 }
