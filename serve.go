@@ -286,6 +286,7 @@ func buildHandler(ctx context.Context, c *config.Config, log zerolog.Logger) (ht
 		CacheTTL:         c.Server.CacheTTL.Duration,
 		CacheEntries:     c.Server.CacheEntries,
 		PropfindInfinity: c.Server.PropfindInfinity,
+		LockTimeout:      c.Server.MaxLockTimeout.Duration,
 		Logger:           log,
 	})
 	if err != nil {

@@ -41,6 +41,10 @@ type Server struct {
 	PropfindInfinity bool `toml:"propfind_infinity"`
 	// CacheTTL is how long a folder listing is trusted.
 	CacheTTL Duration `toml:"cache_ttl"`
+	// MaxLockTimeout is the longest WebDAV lock granted; longer requests
+	// and "Timeout: Infinite" get it, so a lock a crashed client left
+	// behind blocks others for at most this long.
+	MaxLockTimeout Duration `toml:"max_lock_timeout"`
 	// CacheEntries is how many folder listings the LRU keeps.
 	CacheEntries int    `toml:"cache_entries"`
 	LogLevel     string `toml:"log_level"`
@@ -262,6 +266,9 @@ func (c *Config) applyDefaults() {
 	if s.CacheTTL.Duration == 0 {
 		s.CacheTTL.Duration = 30 * time.Second
 	}
+	if s.MaxLockTimeout.Duration == 0 {
+		s.MaxLockTimeout.Duration = time.Hour
+	}
 	if s.CacheEntries == 0 {
 		s.CacheEntries = 4096
 	}
@@ -313,6 +320,9 @@ func (c *Config) validate(knownDrivers []string) Problems {
 	}
 	if c.Server.CacheTTL.Duration < time.Second {
 		add("server.cache_ttl", "must be at least 1s")
+	}
+	if c.Server.MaxLockTimeout.Duration < time.Second {
+		add("server.max_lock_timeout", "must be at least 1s")
 	}
 	if c.Server.CacheEntries < 0 {
 		add("server.cache_entries", "must not be negative")

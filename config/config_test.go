@@ -3,6 +3,7 @@ package config
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 )
@@ -174,5 +175,24 @@ func TestPropLimits(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("missing %q in %v", want, err)
 		}
+	}
+}
+
+func TestMaxLockTimeout(t *testing.T) {
+	users := "[[users]]\nname = \"a\"\npassword_hash = \"" + hash(t) + "\"\nmounts = [\"*\"]\n"
+	c, err := Parse("c.toml", []byte(users), env(nil), known)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Server.MaxLockTimeout.Duration != time.Hour {
+		t.Fatalf("default max_lock_timeout %v, want 1h", c.Server.MaxLockTimeout.Duration)
+	}
+	c, err = Parse("c.toml", []byte("[server]\nmax_lock_timeout = \"10m\"\n"+users), env(nil), known)
+	if err != nil || c.Server.MaxLockTimeout.Duration != 10*time.Minute {
+		t.Fatalf("max_lock_timeout = \"10m\": %v, %v", c.Server.MaxLockTimeout.Duration, err)
+	}
+	_, err = Parse("c.toml", []byte("[server]\nmax_lock_timeout = \"10ms\"\n"+users), env(nil), known)
+	if err == nil || !strings.Contains(err.Error(), "line 2: server.max_lock_timeout: must be at least 1s") {
+		t.Fatalf("got %v", err)
 	}
 }

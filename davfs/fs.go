@@ -171,12 +171,14 @@ type readFile struct {
 }
 
 // DeadProps implements webdav.DeadPropsHolder.
-// Content hashes are served as oc:checksums beside the stored properties.
+// Content hashes are served as oc:checksums beside the stored properties,
+// and during a PROPFIND the locks as DAV:lockdiscovery.
 func (f *readFile) DeadProps() (map[xml.Name]webdav.Property, error) {
 	props, err := f.s.deadProps(f.t.full)
 	if err != nil {
 		return nil, err
 	}
+	props = lockDiscoveryProp(f.ctx, props, f.t.full)
 	if p, ok := checksumProp(f.info.obj.Hashes); ok {
 		if props == nil {
 			props = map[xml.Name]webdav.Property{}
@@ -320,9 +322,6 @@ func (f *writeFile) Close() error {
 	}
 	defer f.sp.discard()
 	_, _, err := f.s.put(f.ctx, f.t, f.sp, time.Time{})
-	if d := delegatedFrom(f.ctx); d != nil && err != nil {
-		d.closeErr = err // x/net's LOCK drops it
-	}
 	return err
 }
 

@@ -2,6 +2,7 @@ package davfs
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"html/template"
@@ -16,6 +17,7 @@ import (
 	"unicode/utf8"
 
 	"bridge/auth"
+	"bridge/davfs/locks"
 	"bridge/drivers"
 	"bridge/drivers/download"
 )
@@ -23,7 +25,7 @@ import (
 // writeMethods are refused to read-only users.
 var writeMethods = map[string]bool{
 	"PUT": true, "DELETE": true, "MKCOL": true, "COPY": true, "MOVE": true,
-	"PROPPATCH": true, "LOCK": true,
+	"PROPPATCH": true, "LOCK": true, "UNLOCK": true,
 }
 
 // creates are the methods that can bring a new name into being.
@@ -90,7 +92,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "PROPPATCH":
 		s.serveProppatch(w, r, t)
 	case "UNLOCK":
-		s.delegate(w, r, t)
+		s.serveUnlock(w, r, t)
 	default:
 		w.Header().Set("Allow", "OPTIONS, GET, HEAD, PUT, DELETE, MKCOL, COPY, MOVE, PROPFIND, PROPPATCH, LOCK, UNLOCK")
 		writeStatus(w, http.StatusMethodNotAllowed, "")
@@ -164,15 +166,21 @@ func (s *Server) servePropfind(w http.ResponseWriter, r *http.Request, t target)
 		writeError(w, err)
 		return
 	}
+	if r, err = s.withPropfindLocks(r, t, depth); err != nil {
+		writeError(w, err)
+		return
+	}
 	if !s.xnetPropfindOnly && s.fastPropfind(w, r, t, fi, depth, body) {
 		return
 	}
 	// x/net flushes its XML encoder after every response element; a large
 	// buffer turns thousands of small writes into a few big ones.
+	fixer := &supportedLockFixer{w: w}
 	bw := &bufferedWriter{ResponseWriter: w}
-	bw.buf = bufio.NewWriterSize(w, 64<<10)
+	bw.buf = bufio.NewWriterSize(fixer, 64<<10)
 	s.delegate(bw, r, t)
 	bw.buf.Flush()
+	fixer.Flush()
 }
 
 // bufferedWriter buffers a response body.
@@ -323,8 +331,8 @@ func (s *Server) serveListing(w http.ResponseWriter, r *http.Request, t target) 
 }
 
 // lockedOr confirms locks and answers the failure; ok reports success.
-func (s *Server) lockedOr(w http.ResponseWriter, r *http.Request, src, dst string) (func(), bool) {
-	release, status, err := s.confirmLocks(r, src, dst)
+func (s *Server) lockedOr(w http.ResponseWriter, r *http.Request, c writeCheck) (func(), bool) {
+	release, status, err := s.confirmLocks(r, c)
 	if err != nil {
 		writeStatus(w, status, err.Error())
 		return nil, false
@@ -338,7 +346,11 @@ func (s *Server) servePut(w http.ResponseWriter, r *http.Request, t target) {
 		writeError(w, errFixedFolder)
 		return
 	}
-	release, ok := s.lockedOr(w, r, t.full, "")
+	check := writeCheck{reqPath: t.full, serialize: []string{t.full}, targets: []locks.Target{writeOf(t.full)}}
+	if _, err := s.statInfo(ctx, t); isNotFound(err) {
+		check.targets = append(check.targets, membersOf(t.full))
+	}
+	release, ok := s.lockedOr(w, r, check)
 	if !ok {
 		return
 	}
@@ -423,7 +435,8 @@ func parseMtime(h string) time.Time {
 }
 
 func (s *Server) serveDelete(w http.ResponseWriter, r *http.Request, t target) {
-	release, ok := s.lockedOr(w, r, t.full, "")
+	release, ok := s.lockedOr(w, r, writeCheck{reqPath: t.full, serialize: []string{t.full},
+		targets: []locks.Target{treeOf(t.full), membersOf(t.full)}})
 	if !ok {
 		return
 	}
@@ -433,6 +446,8 @@ func (s *Server) serveDelete(w http.ResponseWriter, r *http.Request, t target) {
 		writeError(w, err)
 		return
 	}
+	// RFC 4918 section 6.1: a lock goes with its root.
+	s.forgetLocks(r, func(ctx context.Context) error { return s.locks.Delete(ctx, t.full) })
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -444,7 +459,8 @@ func (s *Server) serveMkcol(w http.ResponseWriter, r *http.Request, t target) {
 			return
 		}
 	}
-	release, ok := s.lockedOr(w, r, t.full, "")
+	release, ok := s.lockedOr(w, r, writeCheck{reqPath: t.full, serialize: []string{t.full},
+		targets: []locks.Target{writeOf(t.full), membersOf(t.full)}})
 	if !ok {
 		return
 	}
@@ -520,11 +536,7 @@ func (s *Server) serveCopyMove(w http.ResponseWriter, r *http.Request, src targe
 		writeError(w, errSameResource)
 		return
 	}
-	lockSrc := ""
-	if move {
-		lockSrc = src.full
-	}
-	release, ok := s.lockedOr(w, r, lockSrc, dst.full)
+	release, ok := s.lockedOr(w, r, copyMoveCheck(src.full, dst.full, move))
 	if !ok {
 		return
 	}
@@ -535,10 +547,36 @@ func (s *Server) serveCopyMove(w http.ResponseWriter, r *http.Request, src targe
 		writeError(w, err)
 		return
 	}
+	switch {
+	case move: // RFC 4918 section 7.6: locks do not move with the resource
+		s.forgetLocks(r, func(ctx context.Context) error { return s.locks.Move(ctx, src.full, dst.full) })
+	case !created: // the overwritten destination was deleted first
+		s.forgetLocks(r, func(ctx context.Context) error { return s.locks.Delete(ctx, dst.full) })
+	}
 	if created {
 		writeStatus(w, http.StatusCreated, "")
 	} else {
 		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+// copyMoveCheck is what a COPY or MOVE writes: the destination and its
+// folder and, for a MOVE, the source tree and its folder.
+func copyMoveCheck(src, dst string, move bool) writeCheck {
+	c := writeCheck{reqPath: src, serialize: []string{dst}, targets: []locks.Target{treeOf(dst), membersOf(dst)}}
+	if move {
+		c.serialize = append(c.serialize, src)
+		c.targets = append(c.targets, treeOf(src), membersOf(src))
+	}
+	return c
+}
+
+// forgetLocks drops the locks a finished write did away with. The write
+// happened whatever the lock system says, so a failure is logged, not
+// answered; it runs even when the client has gone.
+func (s *Server) forgetLocks(r *http.Request, drop func(ctx context.Context) error) {
+	if err := drop(context.WithoutCancel(r.Context())); err != nil {
+		s.log.Error().Str("error", err.Error()).Str("method", r.Method).Str("path", path.Clean(r.URL.Path)).Msg("dropping locks failed")
 	}
 }
 

@@ -3,21 +3,29 @@ package davfs
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
-	"golang.org/x/net/webdav"
+	"bridge/davfs/locks"
 )
 
 // ifList is one parenthesized list of an If header (RFC 4918 section 10.4),
 // optionally tagged with the resource it applies to.
 type ifList struct {
 	resource   string
-	conditions []webdav.Condition
+	conditions []ifCondition
+}
+
+// ifCondition is one condition of a list: a state token or an entity tag,
+// maybe negated.
+type ifCondition struct {
+	Not   bool
+	Token string
+	ETag  string
 }
 
 // parseIf parses an If header. It returns false when the header is not
@@ -64,7 +72,7 @@ func parseIfList(s string) (ifList, string, bool) {
 		if s[0] == ')' {
 			return l, s[1:], len(l.conditions) > 0
 		}
-		var c webdav.Condition
+		var c ifCondition
 		if strings.HasPrefix(s, "Not") {
 			c.Not = true
 			s = strings.TrimSpace(s[3:])
@@ -94,25 +102,174 @@ func parseIfList(s string) (ifList, string, bool) {
 	}
 }
 
-// confirmLocks makes sure the request may write src and dst (either may be
-// ""): with no If header, by holding short zero-depth locks that conflict
-// with anyone else's; with one, by finding a list whose lock tokens the
-// lock system confirms. It returns the function that releases what it
-// holds, or the status to answer.
-func (s *Server) confirmLocks(r *http.Request, src, dst string) (func(), int, error) {
-	h := r.Header.Get("If")
-	now := time.Now()
-	if h == "" {
-		return s.holdUnlocked(r.Context(), now, src, dst)
+// writeCheck is what a write asks of the lock system.
+type writeCheck struct {
+	// reqPath is the request's resource, to which the If header's
+	// untagged lists apply.
+	reqPath string
+	// serialize are the paths whose writes run one at a time: parallel
+	// MKCOLs or PUTs of one name (rclone's parallel transfers making the
+	// same parent folder) wait for each other instead of answering 423.
+	serialize []string
+	// targets are the parts of the tree the write touches (see the
+	// locks package: Confirm).
+	targets []locks.Target
+}
+
+// Targets of the writes (the table in the locks package's notes).
+
+// writeOf is a change of the resource at p alone (PUT of an existing
+// name, PROPPATCH).
+func writeOf(p string) locks.Target { return locks.Target{Path: p, Depth: locks.DepthZero} }
+
+// treeOf is a change of p and everything below it (DELETE, the source of
+// a MOVE, an overwritten destination).
+func treeOf(p string) locks.Target { return locks.Target{Path: p, Depth: locks.DepthInfinity} }
+
+// membersOf is a change of p's parent's list of members (a name made or
+// removed there).
+func membersOf(p string) locks.Target { return writeOf(parentPath(p)) }
+
+func parentPath(p string) string {
+	if i := strings.LastIndexByte(p, '/'); i > 0 {
+		return p[:i]
 	}
-	return s.confirmIf(r, h, now, src, dst)
+	return "/"
+}
+
+// confirmLocks makes sure the request may make the write c describes:
+// the If header, when there is one, must hold (RFC 4918 section 10.4: 412
+// when none of its lists does), and the lock system must confirm every
+// target for the request's user with the lock tokens of the lists that
+// hold (423 otherwise: a token counts only for its lock's owner). It
+// returns the function that releases what it holds, or the status to
+// answer and why.
+func (s *Server) confirmLocks(r *http.Request, c writeCheck) (func(), int, error) {
+	ctx := r.Context()
+	unserialize, err := s.holds.acquire(ctx, c.serialize)
+	if err != nil {
+		return nil, 499, err
+	}
+	tokens, status, err := s.submittedTokens(r, c.reqPath)
+	if err != nil {
+		unserialize()
+		return nil, status, err
+	}
+	release, err := s.locks.Confirm(ctx, lockOwner(ctx), tokens, c.targets...)
+	if err != nil {
+		unserialize()
+		status, _ := statusOf(err)
+		return nil, status, err
+	}
+	return func() { release(); unserialize() }, 0, nil
+}
+
+// submittedTokens evaluates the If header and returns the lock tokens of
+// its lists that hold; none without the header.
+func (s *Server) submittedTokens(r *http.Request, reqPath string) ([]string, int, error) {
+	h := r.Header.Get("If")
+	if h == "" {
+		return nil, 0, nil
+	}
+	lists, ok := parseIf(h)
+	if !ok {
+		return nil, http.StatusBadRequest, errors.New("malformed If header")
+	}
+	var tokens []string
+	held := false
+	for _, l := range lists {
+		resource, ok := s.listResource(r, l, reqPath)
+		if !ok {
+			continue
+		}
+		listTokens, ok, err := s.listHolds(r, resource, l.conditions)
+		if err != nil {
+			return nil, http.StatusInternalServerError, err
+		}
+		if ok {
+			held = true
+			tokens = append(tokens, listTokens...)
+		}
+	}
+	if !held {
+		return nil, http.StatusPreconditionFailed, errors.New("no list of the If header holds")
+	}
+	return tokens, 0, nil
+}
+
+// listResource is the share path a list applies to: its tag, or the
+// request's resource. A tag on another host, or on a mount the user
+// cannot see, applies to nothing here.
+func (s *Server) listResource(r *http.Request, l ifList, reqPath string) (string, bool) {
+	if l.resource == "" {
+		return reqPath, true
+	}
+	u, err := url.Parse(l.resource)
+	if err != nil || (u.Host != "" && u.Host != r.Host) {
+		return "", false
+	}
+	t, err := s.resolve(r.Context(), u.Path)
+	if err != nil {
+		return "", false
+	}
+	return t.full, true
+}
+
+// listHolds evaluates one list's conditions on resource and returns its
+// (not negated) lock tokens. A token condition is true when the token
+// names a live lock covering the resource, whoever owns it: whether the
+// token may be used is the lock system's question (Confirm).
+func (s *Server) listHolds(r *http.Request, resource string, conds []ifCondition) ([]string, bool, error) {
+	tokenConds, ok := s.etagsHold(r, resource, conds)
+	if !ok {
+		return nil, false, nil
+	}
+	var tokens []string
+	for _, c := range tokenConds {
+		matches, err := s.tokenMatches(r.Context(), resource, c.Token)
+		if err != nil {
+			return nil, false, err
+		}
+		if matches == c.Not {
+			return nil, false, nil
+		}
+		if !c.Not {
+			tokens = append(tokens, c.Token)
+		}
+	}
+	return tokens, true, nil
+}
+
+// tokenMatches reports whether token names a live lock covering resource.
+func (s *Server) tokenMatches(ctx context.Context, resource, token string) (bool, error) {
+	ls, err := s.locks.Locks(ctx, resource, locks.DepthZero)
+	if err != nil {
+		return false, fmt.Errorf("locks of %s: %w", resource, err)
+	}
+	return slices.ContainsFunc(ls, func(l locks.Lock) bool { return l.Token == token }), nil
+}
+
+// firstToken returns the first lock token an If header names (a LOCK
+// refresh names the lock it refreshes so).
+func firstToken(h string) (string, bool) {
+	lists, ok := parseIf(h)
+	if !ok {
+		return "", false
+	}
+	for _, l := range lists {
+		for _, c := range l.conditions {
+			if c.Token != "" && !c.Not {
+				return c.Token, true
+			}
+		}
+	}
+	return "", false
 }
 
 // etagsHold checks a list's entity-tag conditions against the resource's
-// current ETag (the lock system only knows tokens) and returns the token
-// conditions left for it.
-func (s *Server) etagsHold(r *http.Request, name string, conds []webdav.Condition) ([]webdav.Condition, bool) {
-	var tokens []webdav.Condition
+// current ETag and returns the token conditions left.
+func (s *Server) etagsHold(r *http.Request, name string, conds []ifCondition) ([]ifCondition, bool) {
+	var tokens []ifCondition
 	for _, c := range conds {
 		if c.ETag == "" {
 			tokens = append(tokens, c)
@@ -131,152 +288,60 @@ func (s *Server) etagsHold(r *http.Request, name string, conds []webdav.Conditio
 	return tokens, true
 }
 
-// holdUnlocked takes short zero-depth locks on src and dst (either may be
-// ""), which fail if anyone else holds a lock there. A path held only by
-// another request's short lock is waited for, not refused: six parallel
-// MKCOLs or PUTs of one name (rclone's parallel transfers making the same
-// parent folder) run one after the other instead of answering 423 with no
-// lock anywhere.
-func (s *Server) holdUnlocked(ctx context.Context, now time.Time, src, dst string) (func(), int, error) {
+// shortHolds serialize the writes of one path within this process: a
+// request holds its paths while it runs, and another request for one of
+// them waits. They are not locks: nobody else sees them.
+type shortHolds struct {
+	mu    sync.Mutex
+	paths map[string]chan struct{} // closed when the holder is done
+}
+
+// acquire holds every name (in one order, so two requests never wait for
+// each other), waiting for the requests that hold them; it fails only
+// when ctx ends first.
+func (h *shortHolds) acquire(ctx context.Context, names []string) (func(), error) {
+	names = slices.Compact(slices.Sorted(slices.Values(slices.DeleteFunc(slices.Clone(names), func(n string) bool { return n == "" }))))
 	var held []string
 	release := func() {
 		for _, name := range held {
-			s.holds.release(name, func(tok string) { s.ls.Unlock(now, tok) })
+			h.release(name)
 		}
 	}
-	names := []string{src, dst}
-	slices.Sort(names) // always in one order: two requests never wait for each other
 	for _, name := range names {
-		if name == "" {
-			continue
+		if err := h.hold(ctx, name); err != nil {
+			release()
+			return nil, err
 		}
-		for {
-			wait, err := s.holds.acquire(name, func() (string, error) {
-				return s.ls.Create(now, webdav.LockDetails{Root: name, Duration: -1, ZeroDepth: true})
-			})
-			if err == nil && wait == nil {
-				held = append(held, name)
-				break
-			}
-			if err != nil {
-				release()
-				if errors.Is(err, webdav.ErrLocked) {
-					return nil, http.StatusLocked, err // a client's lock
-				}
-				return nil, http.StatusInternalServerError, err
-			}
-			select {
-			case <-wait:
-			case <-ctx.Done():
-				release()
-				return nil, 499, ctx.Err()
-			}
+		held = append(held, name)
+	}
+	return release, nil
+}
+
+func (h *shortHolds) hold(ctx context.Context, name string) error {
+	for {
+		h.mu.Lock()
+		if h.paths == nil {
+			h.paths = map[string]chan struct{}{}
+		}
+		done, busy := h.paths[name]
+		if !busy {
+			h.paths[name] = make(chan struct{})
+			h.mu.Unlock()
+			return nil
+		}
+		h.mu.Unlock()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
-	return release, 0, nil
 }
 
-// shortHolds are the short locks requests hold while they run, by path,
-// each with a channel closed when it is released.
-type shortHolds struct {
-	mu    sync.Mutex
-	paths map[string]shortHold
-}
-
-type shortHold struct {
-	token string
-	done  chan struct{}
-}
-
-// acquire takes the short lock on name with create, or, when another
-// request's short lock holds it, returns the channel closed when that one
-// goes. create's own ErrLocked (a client's lock) is returned as it is.
-// Both happen under one mutex with release, so no release falls between
-// a refused create and the look for what refused it.
-func (h *shortHolds) acquire(name string, create func() (string, error)) (<-chan struct{}, error) {
+func (h *shortHolds) release(name string) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	if sh, ok := h.paths[name]; ok {
-		return sh.done, nil
-	}
-	token, err := create()
-	if err != nil {
-		return nil, err
-	}
-	if h.paths == nil {
-		h.paths = map[string]shortHold{}
-	}
-	h.paths[name] = shortHold{token: token, done: make(chan struct{})}
-	return nil, nil
-}
-
-// release unlocks name's short lock (with unlock) and wakes its waiters.
-func (h *shortHolds) release(name string, unlock func(token string)) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if sh, ok := h.paths[name]; ok {
-		unlock(sh.token)
-		delete(h.paths, name)
-		close(sh.done)
-	}
-}
-
-func (s *Server) confirmIf(r *http.Request, h string, now time.Time, src, dst string) (func(), int, error) {
-	lists, ok := parseIf(h)
-	if !ok {
-		return nil, http.StatusBadRequest, errors.New("malformed If header")
-	}
-	for _, l := range lists {
-		lsrc := src
-		if l.resource != "" {
-			u, err := url.Parse(l.resource)
-			if err != nil || (u.Host != "" && u.Host != r.Host) {
-				continue
-			}
-			p, err := cleanPath(u.Path)
-			if err != nil {
-				continue
-			}
-			lsrc = p
-		}
-		tokens, ok := s.etagsHold(r, lsrc, l.conditions)
-		if !ok {
-			continue
-		}
-		if len(tokens) == 0 {
-			// Only entity-tag conditions, all true: the resources must
-			// still not be locked by anyone else.
-			return s.holdUnlocked(r.Context(), now, lsrc, dst)
-		}
-		release, err := s.ls.Confirm(now, lsrc, dst, tokens...)
-		if errors.Is(err, webdav.ErrConfirmationFailed) && lsrc != "" && dst != "" {
-			// The tokens must match the source; the destination may
-			// instead be a name nobody has locked (a MOVE of a locked file
-			// to a new name).
-			release, err = s.confirmSourceOnly(r.Context(), now, lsrc, dst, tokens)
-		}
-		if errors.Is(err, webdav.ErrConfirmationFailed) {
-			continue
-		}
-		if err != nil {
-			return nil, http.StatusInternalServerError, err
-		}
-		return release, 0, nil
-	}
-	// RFC 4918 10.4.1: when every list fails, the request fails with 412.
-	return nil, http.StatusPreconditionFailed, webdav.ErrLocked
-}
-
-// confirmSourceOnly confirms the tokens for src and holds dst unlocked.
-func (s *Server) confirmSourceOnly(ctx context.Context, now time.Time, src, dst string, tokens []webdav.Condition) (func(), error) {
-	releaseSrc, err := s.ls.Confirm(now, src, "", tokens...)
-	if err != nil {
-		return nil, err
-	}
-	releaseDst, _, err := s.holdUnlocked(ctx, now, "", dst)
-	if err != nil {
-		releaseSrc()
-		return nil, webdav.ErrConfirmationFailed
-	}
-	return func() { releaseDst(); releaseSrc() }, nil
+	done := h.paths[name]
+	delete(h.paths, name)
+	h.mu.Unlock()
+	close(done)
 }

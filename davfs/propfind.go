@@ -3,13 +3,21 @@ package davfs
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/xml"
+	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"path"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
+
+	"golang.org/x/net/webdav"
+
+	"bridge/davfs/locks"
 )
 
 // The common PROPFIND — Depth 0 or 1, all properties or a list of live
@@ -56,14 +64,13 @@ var (
 	davContentType   = xml.Name{Space: "DAV:", Local: "getcontenttype"}
 	davETag          = xml.Name{Space: "DAV:", Local: "getetag"}
 	davSupportedLock = xml.Name{Space: "DAV:", Local: "supportedlock"}
+	davLockDiscovery = xml.Name{Space: "DAV:", Local: "lockdiscovery"}
 )
 
 // allProps is what allprop returns, as x/net does: files get all, folders
 // the ones that apply to them (ocChecksums only where hashes are known).
 var allProps = []xml.Name{davResourceType, davDisplayName, davContentLength, davLastModified,
-	davContentType, davETag, davSupportedLock, ocChecksums}
-
-const supportedLockXML = `<D:lockentry xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockentry>`
+	davContentType, davETag, davSupportedLock, davLockDiscovery, ocChecksums}
 
 // fastPropfind serves the request if it is of the common kind and reports
 // whether it did. body is the request body, already read.
@@ -112,9 +119,10 @@ func (s *Server) fastPropfind(w http.ResponseWriter, r *http.Request, t target, 
 	bw := bufio.NewWriterSize(w, 64<<10)
 	bw.WriteString(`<?xml version="1.0" encoding="UTF-8"?><D:multistatus xmlns:D="DAV:">`)
 	base := t.full
-	writeResponse(bw, base, fi, names, t.isShareRoot())
+	held := propfindLocksFrom(r.Context())
+	writeResponse(bw, base, fi, names, t.isShareRoot(), held)
 	for _, c := range children {
-		writeResponse(bw, path.Join(base, c.name), c, names, false)
+		writeResponse(bw, path.Join(base, c.name), c, names, false, held)
 	}
 	bw.WriteString(`</D:multistatus>`)
 	bw.Flush()
@@ -122,8 +130,9 @@ func (s *Server) fastPropfind(w http.ResponseWriter, r *http.Request, t target, 
 }
 
 // propValue returns a live property's XML content, and false where the
-// property does not apply (x/net answers those 404).
-func propValue(n xml.Name, fi *fileInfo, isRoot bool) (string, bool) {
+// property does not apply (x/net answers those 404). p is the share path
+// of the resource.
+func propValue(n xml.Name, p string, fi *fileInfo, isRoot bool, held *propfindLocks) (string, bool) {
 	dir := fi.IsDir()
 	switch n {
 	case davResourceType:
@@ -139,7 +148,9 @@ func propValue(n xml.Name, fi *fileInfo, isRoot bool) (string, bool) {
 	case davLastModified:
 		return fi.modTime.UTC().Format(http.TimeFormat), true
 	case davSupportedLock:
-		return supportedLockXML, true
+		return locks.SupportedLockXML(), true
+	case davLockDiscovery:
+		return held.discovery(p), true
 	case davContentLength:
 		return strconv.FormatInt(fi.obj.Size, 10), !dir
 	case davContentType:
@@ -155,7 +166,8 @@ func propValue(n xml.Name, fi *fileInfo, isRoot bool) (string, bool) {
 	return "", false
 }
 
-func writeResponse(w *bufio.Writer, href string, fi *fileInfo, names []xml.Name, isRoot bool) {
+func writeResponse(w *bufio.Writer, p string, fi *fileInfo, names []xml.Name, isRoot bool, held *propfindLocks) {
+	href := p
 	if fi.IsDir() && href != "/" {
 		href += "/"
 	}
@@ -166,13 +178,13 @@ func writeResponse(w *bufio.Writer, href string, fi *fileInfo, names []xml.Name,
 	w.WriteString(`<D:propstat><D:prop>`)
 	if names == nil {
 		for _, n := range allProps {
-			if v, ok := propValue(n, fi, isRoot); ok {
+			if v, ok := propValue(n, p, fi, isRoot, held); ok {
 				writeProp(w, n, v)
 			}
 		}
 	} else {
 		for _, n := range names {
-			if v, ok := propValue(n, fi, isRoot); ok {
+			if v, ok := propValue(n, p, fi, isRoot, held); ok {
 				writeProp(w, n, v)
 			} else {
 				missing = append(missing, n)
@@ -231,4 +243,93 @@ func xmlSafe(s string) bool {
 func xmlChar(r rune) bool {
 	return r == 0x09 || r == 0x0A || r == 0x0D || (r >= 0x20 && r <= 0xD7FF) ||
 		(r >= 0xE000 && r <= 0xFFFD) || (r >= 0x10000 && r <= 0x10FFFF)
+}
+
+// propfindLocks are the locks a PROPFIND shows in DAV:lockdiscovery, asked
+// of the lock system once for the whole request (the target and, for
+// Depth 1, what is below it) and kept in its context for both writers.
+type propfindLocks struct {
+	locks []locks.Lock
+	now   time.Time
+}
+
+type propfindLocksKey struct{}
+
+// withPropfindLocks looks up the locks a PROPFIND of t at depth can show.
+func (s *Server) withPropfindLocks(r *http.Request, t target, depth string) (*http.Request, error) {
+	d := locks.DepthInfinity
+	if depth == "0" {
+		d = locks.DepthZero
+	}
+	ls, err := s.locks.Locks(r.Context(), t.full, d)
+	if err != nil {
+		return nil, fmt.Errorf("locks of %s: %w", t.full, err)
+	}
+	held := &propfindLocks{locks: ls, now: time.Now()}
+	return r.WithContext(context.WithValue(r.Context(), propfindLocksKey{}, held)), nil
+}
+
+// propfindLocksFrom returns the request's locks; nil outside a PROPFIND.
+func propfindLocksFrom(ctx context.Context) *propfindLocks {
+	held, _ := ctx.Value(propfindLocksKey{}).(*propfindLocks)
+	return held
+}
+
+// discovery is the content of p's DAV:lockdiscovery: the locks covering it.
+func (h *propfindLocks) discovery(p string) string {
+	if h == nil {
+		return ""
+	}
+	var covering []locks.Lock
+	for _, l := range h.locks {
+		if l.Covers(p) {
+			covering = append(covering, l)
+		}
+	}
+	return locks.LockDiscoveryXML(covering, h.now)
+}
+
+// lockDiscoveryProp adds p's DAV:lockdiscovery to the dead properties x/net
+// shows during a PROPFIND (x/net has no finder of its own for it, and
+// refuses it in PROPPATCH as a live property).
+func lockDiscoveryProp(ctx context.Context, props map[xml.Name]webdav.Property, p string) map[xml.Name]webdav.Property {
+	held := propfindLocksFrom(ctx)
+	if held == nil {
+		return props
+	}
+	if props == nil {
+		props = map[xml.Name]webdav.Property{}
+	}
+	props[davLockDiscovery] = webdav.Property{XMLName: davLockDiscovery, InnerXML: []byte(held.discovery(p))}
+	return props
+}
+
+// xnetSupportedLock is x/net's DAV:supportedlock, which offers exclusive
+// locks only; supportedLockFixer puts the bridge's (shared ones too) in its
+// place as x/net's answer goes out.
+const xnetSupportedLock = `<D:lockentry xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockentry>`
+
+// supportedLockFixer is a writer that replaces xnetSupportedLock in what
+// passes through, holding back a tail that may be the start of one.
+type supportedLockFixer struct {
+	w    io.Writer
+	tail []byte
+}
+
+func (f *supportedLockFixer) Write(p []byte) (int, error) {
+	buf := append(f.tail, p...)
+	buf = bytes.ReplaceAll(buf, []byte(xnetSupportedLock), []byte(locks.SupportedLockXML()))
+	keep := min(len(buf), len(xnetSupportedLock)-1)
+	f.tail = append([]byte(nil), buf[len(buf)-keep:]...)
+	if _, err := f.w.Write(buf[:len(buf)-keep]); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// Flush writes what is held back.
+func (f *supportedLockFixer) Flush() error {
+	_, err := f.w.Write(f.tail)
+	f.tail = nil
+	return err
 }

@@ -63,7 +63,7 @@ func (s *Server) serveProppatch(w http.ResponseWriter, r *http.Request, t target
 	}
 	r = r.Clone(r.Context())
 	r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
-	s.delegate(w, r, t)
+	s.proppatchUnderLocks(w, r, t)
 }
 
 // fullPropstats answers a PROPPATCH refused for the limits: every property

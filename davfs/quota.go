@@ -92,12 +92,14 @@ func (s *Server) readPropfind(r *http.Request, t target) (*http.Request, []byte,
 }
 
 // DeadProps implements webdav.DeadPropsHolder for folders: the stored
-// dead properties, plus the quota figures when the request asked for them.
+// dead properties, the locks during a PROPFIND, plus the quota figures when
+// the request asked for them.
 func (f *dirFile) DeadProps() (map[xml.Name]webdav.Property, error) {
 	props, err := f.s.deadProps(f.t.full)
 	if err != nil {
 		return nil, err
 	}
+	props = lockDiscoveryProp(f.ctx, props, f.t.full)
 	q, ok := f.ctx.Value(quotaKey{}).(drivers.Quota)
 	if !ok || f.t.m == nil {
 		return props, nil

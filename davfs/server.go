@@ -5,11 +5,12 @@
 // buffering, server-side copy and move, and the one table that turns error
 // kinds into WebDAV status codes.
 //
-// golang.org/x/net/webdav serves PROPFIND, PROPPATCH, LOCK, UNLOCK and
-// OPTIONS over the FileSystem. GET, HEAD, PUT, DELETE, MKCOL, COPY and MOVE
-// are served here instead, because x/net answers provider failures with 405,
-// copies by reading and rewriting every byte, and reads a missing Overwrite
-// header as F.
+// golang.org/x/net/webdav serves PROPPATCH and the rarer PROPFINDs over the
+// FileSystem. GET, HEAD, PUT, DELETE, MKCOL, COPY and MOVE are served here
+// instead, because x/net answers provider failures with 405, copies by
+// reading and rewriting every byte, and reads a missing Overwrite header as
+// F; LOCK and UNLOCK, because its lock tokens are guessable and honoured for
+// anyone (package locks has the bridge's own).
 package davfs
 
 import (
@@ -29,6 +30,7 @@ import (
 
 	"bridge/auth"
 	"bridge/davfs/deadprops"
+	"bridge/davfs/locks"
 	"bridge/drivers"
 	"bridge/drivers/pacer"
 )
@@ -53,10 +55,13 @@ type Options struct {
 	CacheEntries int
 	// PropfindInfinity allows Depth: infinity PROPFIND (403 otherwise).
 	PropfindInfinity bool
-	LockSystem       webdav.LockSystem // nil: an in-memory one
-	HTTPClient       *http.Client      // fetches download links; nil: a default
-	Logger           zerolog.Logger
-	Metrics          Metrics
+	// LockTimeout is the longest lock the default lock system grants
+	// (zero: locks.DefaultMaxTimeout).
+	LockTimeout time.Duration
+	LockSystem  locks.System // nil: an in-memory one (locks.NewMemory)
+	HTTPClient  *http.Client // fetches download links; nil: a default
+	Logger      zerolog.Logger
+	Metrics     Metrics
 	// Props stores dead properties; nil refuses PROPPATCH with 403.
 	Props *deadprops.Store
 }
@@ -71,8 +76,8 @@ type Server struct {
 	links   *linkCache
 	pending pendingFiles
 	health  healthCache
-	ls      webdav.LockSystem
-	holds   shortHolds // requests' short locks (confirmLocks)
+	locks   locks.System
+	holds   shortHolds // writes of one path, one at a time (confirmLocks)
 	dav     *webdav.Handler
 	client  *http.Client
 	log     zerolog.Logger
@@ -121,13 +126,13 @@ func New(opts Options) (*Server, error) {
 		mounts:  map[string]*mount{},
 		cache:   newListCache(opts.CacheEntries, opts.CacheTTL),
 		links:   newLinkCache(),
-		ls:      opts.LockSystem,
+		locks:   opts.LockSystem,
 		client:  opts.HTTPClient,
 		log:     opts.Logger,
 		started: time.Now(),
 	}
-	if s.ls == nil {
-		s.ls = webdav.NewMemLS()
+	if s.locks == nil {
+		s.locks = locks.NewMemory(locks.Options{MaxTimeout: opts.LockTimeout})
 	}
 	if s.client == nil {
 		s.client = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
@@ -150,7 +155,7 @@ func New(opts Options) (*Server, error) {
 		}
 		s.order = append(s.order, m.Path)
 	}
-	s.dav = &webdav.Handler{FileSystem: (*fileSystem)(s), LockSystem: s.ls, Logger: noteDelegated}
+	s.dav = &webdav.Handler{FileSystem: (*fileSystem)(s), LockSystem: checkedLS{}}
 	return s, nil
 }
 

@@ -7,8 +7,7 @@ import (
 	"net/http"
 	"strconv"
 
-	"golang.org/x/net/webdav"
-
+	"bridge/davfs/locks"
 	"bridge/drivers"
 )
 
@@ -26,6 +25,9 @@ var (
 	errInfiniteDepth = errors.New("PROPFIND with Depth: infinity is disabled")
 	errMacMetadata   = errors.New("macOS metadata files are refused on this mount")
 	errBadName       = errors.New("names with control characters or invalid UTF-8 are refused")
+	// errNoLockToRefresh: a LOCK refresh names no lock of the path (412,
+	// RFC 4918 section 9.10.2: the If header fails).
+	errNoLockToRefresh = errors.New("no such lock to refresh")
 )
 
 // statusTable maps error kinds to WebDAV status codes: the one place where
@@ -35,7 +37,10 @@ var statusTable = []struct {
 	kind   error
 	status int
 }{
-	{webdav.ErrLocked, http.StatusLocked},
+	{locks.ErrLocked, http.StatusLocked},
+	{locks.ErrNotOwner, http.StatusForbidden},
+	{errNoLockToRefresh, http.StatusPreconditionFailed},
+	{locks.ErrNoSuchLock, http.StatusConflict},
 	{drivers.ErrNotFound, http.StatusNotFound},
 	{fs.ErrNotExist, http.StatusNotFound},
 	{drivers.ErrExist, http.StatusConflict},

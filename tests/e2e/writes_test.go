@@ -155,7 +155,7 @@ func TestShortPutStoresNothing(t *testing.T) {
 		if resp, _ := b.admin(t, "PUT", m.Path+"/short.txt", old); resp.StatusCode != 201 && resp.StatusCode != 204 {
 			t.Fatalf("PUT: %d", resp.StatusCode)
 		}
-		from := 0
+		from := len(b.logs.String()) // earlier requests may have come from the same port
 		host := strings.TrimPrefix(b.url, "http://")
 		conn, err := net.DialTimeout("tcp", host, 5*time.Second)
 		if err != nil {
