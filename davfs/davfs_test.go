@@ -536,6 +536,32 @@ func TestStaleSpoolsRemovedAtStart(t *testing.T) {
 	}
 }
 
+// TestSpoolsAreKnownByTheirLockNotTheirPid: a buffer some process holds
+// open survives another bridge's start, whatever pid its name says; one
+// nobody holds goes, even when its name has a live pid (an unreaped or
+// reused one).
+func TestSpoolsAreKnownByTheirLockNotTheirPid(t *testing.T) {
+	dir := t.TempDir()
+	held, err := newSpool(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.discard()
+	orphan := filepath.Join(dir, fmt.Sprintf("%s%d-orphan", spoolPrefix, os.Getpid()))
+	if err := os.WriteFile(orphan, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(Options{TempDir: dir, Logger: zerolog.Nop()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(held.f.Name()); err != nil {
+		t.Fatal("a buffer in use was removed")
+	}
+	if _, err := os.Stat(orphan); !os.IsNotExist(err) {
+		t.Fatal("a buffer nobody holds survived the start (its name has a live pid)")
+	}
+}
+
 func TestProviderFailureOnPropfind(t *testing.T) {
 	d := newMemDriver(t, allFeatures())
 	e := newEnv(t, Options{}, Mount{Path: "/m", Driver: &failingList{d}})

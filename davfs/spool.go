@@ -12,15 +12,16 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
 
 	"bridge/drivers"
 )
 
-// spoolPrefix names upload buffers; the pid after it tells whether the
-// process that wrote one is still alive.
+// spoolPrefix names upload buffers (the pid after it is for people: a
+// buffer's owner is known by its flock, which a pid cannot tell once the
+// process is gone, unreaped, or its pid reused).
 const spoolPrefix = "bridge-put-"
 
 // spool buffers an upload body in a temp file, hashing it on the way, so
@@ -36,6 +37,13 @@ func newSpool(dir string) (*spool, error) {
 	f, err := os.CreateTemp(dir, spoolPrefix+strconv.Itoa(os.Getpid())+"-*")
 	if err != nil {
 		return nil, fmt.Errorf("upload buffer: %w", err)
+	}
+	// Held while the buffer is open; the kernel drops it when the process
+	// dies, however it dies.
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, fmt.Errorf("upload buffer: lock: %w", err)
 	}
 	return &spool{f: f, md5: md5.New(), sha1: sha1.New()}, nil
 }
@@ -89,8 +97,9 @@ func (sp *spool) discard() {
 	os.Remove(sp.f.Name())
 }
 
-// removeStaleSpools deletes upload buffers whose process is gone: they are
-// what a crash left behind. Buffers of other live bridges are kept.
+// removeStaleSpools deletes the upload buffers no live process holds
+// (their flock is free): what a crash, even a SIGKILL, left behind. Buffers
+// of other live bridges, and of this one, are kept.
 func removeStaleSpools(dir string, log zerolog.Logger) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -101,13 +110,18 @@ func removeStaleSpools(dir string, log zerolog.Logger) {
 		if !strings.HasPrefix(name, spoolPrefix) {
 			continue
 		}
-		pidText, _, _ := strings.Cut(strings.TrimPrefix(name, spoolPrefix), "-")
-		pid, err := strconv.Atoi(pidText)
-		if err == nil && pid != os.Getpid() && syscall.Kill(pid, 0) == nil {
-			continue // its bridge is still running
+		p := filepath.Join(dir, name)
+		f, err := os.Open(p)
+		if err != nil {
+			continue
 		}
-		if err := os.Remove(filepath.Join(dir, name)); err == nil {
+		if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil {
+			f.Close()
+			continue // a live bridge holds it
+		}
+		if err := os.Remove(p); err == nil {
 			log.Info().Str("file", name).Msg("removed stale upload buffer")
 		}
+		f.Close()
 	}
 }
