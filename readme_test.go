@@ -26,3 +26,21 @@ func TestReadmeNamesTheGoVersionOfGoMod(t *testing.T) {
 		t.Fatalf("README lacks %q (go.mod says go %s)", want, m[1])
 	}
 }
+
+// TestReadmeLinksStayInTheRepository: a relative link in the README must
+// resolve inside a clone (the provider documents live outside it).
+func TestReadmeLinksStayInTheRepository(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range regexp.MustCompile(`\]\(([^)#]+)\)`).FindAllSubmatch(readme, -1) {
+		link := string(m[1])
+		if strings.Contains(link, "://") {
+			continue
+		}
+		if _, err := os.Stat(link); err != nil {
+			t.Errorf("README links to %s, which a clone does not have", link)
+		}
+	}
+}
