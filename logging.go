@@ -8,6 +8,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"bridge/auth"
 	"bridge/metrics"
 )
 
@@ -75,9 +76,12 @@ func (w *recordingWriter) Flush() {
 
 // requestLog writes one line per request: method, path (without query:
 // signed URLs and tokens never travel in ours, but a client may put
-// anything there), status, bytes, duration and user. The Authorization
-// header is never logged.
-func requestLog(next http.Handler, log zerolog.Logger, mtr *metrics.Metrics) http.Handler {
+// anything there), status, bytes, duration, user and remote. Remote is the
+// client as throttling sees it: behind a trusted proxy the address its
+// X-Forwarded-For names, with the proxy's connection as peer, so that a
+// log behind a proxy does not show the proxy alone; otherwise the
+// connection's address and port. The Authorization header is never logged.
+func requestLog(next http.Handler, log zerolog.Logger, mtr *metrics.Metrics, proxies *auth.Proxies) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &requestRecord{}
@@ -95,9 +99,15 @@ func requestLog(next http.Handler, log zerolog.Logger, mtr *metrics.Metrics) htt
 		if status >= 500 {
 			ev = log.Warn()
 		}
-		ev.Str("method", r.Method).Str("path", r.URL.Path).Int("status", status).
+		ev = ev.Str("method", r.Method).Str("path", r.URL.Path).Int("status", status).
 			Int64("bytes", rec.bytes).Dur("duration", time.Since(start)).
-			Str("user", rec.user).Str("remote", r.RemoteAddr).Msg("request")
+			Str("user", rec.user)
+		if client := proxies.Client(r); client.Forwarded {
+			ev = ev.Str("remote", client.IP).Str("peer", r.RemoteAddr)
+		} else {
+			ev = ev.Str("remote", r.RemoteAddr)
+		}
+		ev.Msg("request")
 	})
 }
 

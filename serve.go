@@ -36,10 +36,16 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if fs.NArg() > 0 {
 		return usageError{"unexpected arguments: " + strings.Join(fs.Args(), " ")}
 	}
+	addr := *listen
+	if addr == "" && *file == "" {
+		// A container has no config file to say it: 127.0.0.1 is not
+		// reachable from outside it.
+		addr = os.Getenv("BRIDGE_LISTEN")
+	}
 	var c *config.Config
 	if *file == "" {
 		var err error
-		if c, err = defaultConfig(stdout); err != nil {
+		if c, err = defaultConfig(stdout, addr); err != nil {
 			return err
 		}
 	} else {
@@ -48,13 +54,8 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 	}
-	switch {
-	case *listen != "":
-		c.Server.Listen = *listen
-	case *file == "" && os.Getenv("BRIDGE_LISTEN") != "":
-		// A container has no config file to say it: 127.0.0.1 is not
-		// reachable from outside it.
-		c.Server.Listen = os.Getenv("BRIDGE_LISTEN")
+	if addr != "" {
+		c.Server.Listen = addr
 	}
 	log := newLogger(c.Server, stderr)
 	handler, closeAll, err := buildHandler(ctx, c, log)
@@ -105,8 +106,11 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 // defaultConfig is the no-file setup: ./data through the local driver and
 // one user admin, whose password comes from BRIDGE_PASSWORD or is made up
 // and printed once. Never unauthenticated.
-func defaultConfig(stdout io.Writer) (*config.Config, error) {
+func defaultConfig(stdout io.Writer, listen string) (*config.Config, error) {
 	c := config.Default()
+	if listen != "" {
+		c.Server.Listen = listen
+	}
 	password := os.Getenv("BRIDGE_PASSWORD")
 	if password == "" {
 		b := make([]byte, 12)
@@ -302,7 +306,14 @@ func buildHandler(ctx context.Context, c *config.Config, log zerolog.Logger) (ht
 		closeAll()
 		return nil, nil, err
 	}
+	nets, err := c.Server.TrustedProxyNets()
+	if err != nil {
+		closeAll()
+		return nil, nil, err
+	}
+	proxies := auth.NewProxies(nets)
 	throttle := auth.NewThrottle(c.Server.LoginMaxFailures, time.Minute, c.Server.LoginBlock.Duration)
+	throttle.Proxies = proxies
 	authed := basic.Middleware(dav, throttle, func(r *http.Request, user string, ok bool) {
 		if rec := recordFrom(r.Context()); rec != nil {
 			rec.user = user
@@ -311,7 +322,7 @@ func buildHandler(ctx context.Context, c *config.Config, log zerolog.Logger) (ht
 			mtr.LoginFailed()
 		}
 	})
-	return routes(healthHandler(dav), mtr.Handler(), requestLog(authed, log, mtr)), closeAll, nil
+	return routes(healthHandler(dav), mtr.Handler(), requestLog(authed, log, mtr, proxies)), closeAll, nil
 }
 
 // routes serves the two status paths (unauthenticated, and outside the

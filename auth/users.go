@@ -126,22 +126,25 @@ func (b *Basic) Check(name, password string) (*User, error) {
 }
 
 // Middleware authenticates every request; without valid credentials it
-// answers 401 with a Basic challenge and never reaches next. A client with
-// too many wrong logins (throttle, may be nil) gets 429. onResult, if set,
-// learns each outcome (for request logs and metrics).
+// answers 401 with a Basic challenge and never reaches next. A user name
+// with too many wrong logins from the client's address, or an address with
+// too many overall (throttle, may be nil), gets 429 before its password is
+// looked at. onResult, if set, learns each outcome (for request logs and
+// metrics).
 func (b *Basic) Middleware(next http.Handler, throttle *Throttle, onResult func(r *http.Request, user string, ok bool)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if wait, blocked := throttle.blocked(r); blocked {
-			writeTooMany(w, wait)
+		name, password, ok := r.BasicAuth()
+		addr := throttle.clientIP(r)
+		if wait, wholeAddr, blocked := throttle.blocked(addr, name, ok); blocked {
+			writeTooMany(w, wait, wholeAddr)
 			return
 		}
-		name, password, ok := r.BasicAuth()
 		var u *User
 		var err error = ErrBadCredentials
 		if ok {
 			u, err = b.Check(name, password)
 			if err != nil {
-				throttle.failed(r)
+				throttle.failed(addr, name)
 			}
 		}
 		if onResult != nil {

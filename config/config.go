@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path"
 	"regexp"
@@ -52,10 +53,16 @@ type Server struct {
 	// TLSCert and TLSKey (PEM files) serve HTTPS instead of HTTP.
 	TLSCert string `toml:"tls_cert"`
 	TLSKey  string `toml:"tls_key"`
-	// LoginMaxFailures wrong logins from one address within a minute
-	// block it for LoginBlock (429); 0 uses the default, -1 disables.
+	// LoginMaxFailures wrong logins for one account from one address
+	// within a minute block that account from that address for LoginBlock
+	// (429); 0 uses the default, -1 disables.
 	LoginMaxFailures int      `toml:"login_max_failures"`
 	LoginBlock       Duration `toml:"login_block"`
+	// TrustedProxies are addresses or CIDRs of reverse proxies whose
+	// X-Forwarded-For names the client (for throttling and the request
+	// log); everyone else's is ignored, as a client can write anything
+	// there.
+	TrustedProxies []string `toml:"trusted_proxies"`
 	// ShutdownTimeout is how long running requests may go on after a stop
 	// signal.
 	ShutdownTimeout Duration `toml:"shutdown_timeout"`
@@ -336,6 +343,11 @@ func (c *Config) validate(knownDrivers []string) Problems {
 	if (c.Server.TLSCert == "") != (c.Server.TLSKey == "") {
 		add("server.tls_cert", "tls_cert and tls_key go together")
 	}
+	for _, p := range c.Server.TrustedProxies {
+		if _, err := ParseTrustedProxy(p); err != nil {
+			add("server.trusted_proxies", "%v", err)
+		}
+	}
 
 	mountPaths := map[string]bool{}
 	for i, m := range c.Mounts {
@@ -391,6 +403,55 @@ func (c *Config) validate(knownDrivers []string) Problems {
 		probs = append(probs, Problem{Key: "users", Msg: "at least one [[users]] entry is required: the bridge never serves without authentication"})
 	}
 	return probs
+}
+
+// TrustedProxyNets parses server.trusted_proxies (checked by Parse).
+func (s Server) TrustedProxyNets() ([]netip.Prefix, error) {
+	nets := make([]netip.Prefix, 0, len(s.TrustedProxies))
+	for _, p := range s.TrustedProxies {
+		n, err := ParseTrustedProxy(p)
+		if err != nil {
+			return nil, fmt.Errorf("server.trusted_proxies: %w", err)
+		}
+		nets = append(nets, n)
+	}
+	return nets, nil
+}
+
+// ParseTrustedProxy reads one entry of server.trusted_proxies: an address
+// ("10.0.0.5", "::1") or a network ("10.0.0.0/8", "fd00::/8"). It is
+// strict because a too wide entry lets clients choose the address they are
+// throttled and logged under: host bits past the prefix (a typo for
+// another network), zones and a /0 (every client) are refused.
+func ParseTrustedProxy(s string) (netip.Prefix, error) {
+	if !strings.Contains(s, "/") {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("%q is not an IP address or CIDR: %w", s, err)
+		}
+		if a.Zone() != "" {
+			return netip.Prefix{}, fmt.Errorf("%q: an address with a zone cannot be matched", s)
+		}
+		a = a.Unmap()
+		return netip.PrefixFrom(a, a.BitLen()), nil
+	}
+	n, err := netip.ParsePrefix(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not an IP address or CIDR: %w", s, err)
+	}
+	if n != n.Masked() {
+		return netip.Prefix{}, fmt.Errorf("%q has bits set past /%d (the network is %s)", s, n.Bits(), n.Masked())
+	}
+	if n.Addr().Is4In6() {
+		if n.Bits() < 96 {
+			return netip.Prefix{}, fmt.Errorf("%q mixes IPv4-mapped and other IPv6 addresses", s)
+		}
+		n = netip.PrefixFrom(n.Addr().Unmap(), n.Bits()-96)
+	}
+	if n.Bits() == 0 {
+		return netip.Prefix{}, fmt.Errorf("%q would believe every client's X-Forwarded-For", s)
+	}
+	return n, nil
 }
 
 func validMountPath(p string) bool {

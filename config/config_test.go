@@ -196,3 +196,57 @@ func TestMaxLockTimeout(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+func TestTrustedProxies(t *testing.T) {
+	users := "[[users]]\nname = \"a\"\npassword_hash = \"" + hash(t) + "\"\nmounts = [\"*\"]\n"
+	c, err := Parse("c.toml", []byte(users), env(nil), known)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nets, err := c.Server.TrustedProxyNets(); err != nil || len(nets) != 0 {
+		t.Fatalf("default: %v, %v; want none", nets, err)
+	}
+	c, err = Parse("c.toml", []byte("[server]\ntrusted_proxies = [\"127.0.0.1\", \"10.0.0.0/8\", \"fd00::/8\", \"::1\", \"::ffff:192.168.0.0/112\"]\n"+users), env(nil), known)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nets, err := c.Server.TrustedProxyNets()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, n := range nets {
+		got = append(got, n.String())
+	}
+	if want := "127.0.0.1/32 10.0.0.0/8 fd00::/8 ::1/128 192.168.0.0/16"; strings.Join(got, " ") != want {
+		t.Fatalf("parsed %v, want %s", got, want)
+	}
+	src := "[server]\nlisten = \"127.0.0.1:1\"\ntrusted_proxies = [\n  \"10.0.0.0/33\",\n]\n" + users
+	_, err = Parse("c.toml", []byte(src), env(nil), known)
+	if err == nil || !strings.Contains(err.Error(), `line 3: server.trusted_proxies: "10.0.0.0/33" is not an IP address or CIDR`) {
+		t.Fatalf("bad CIDR: %v", err)
+	}
+	for bad, msg := range map[string]string{
+		`"proxy.example.com"`: `"proxy.example.com" is not an IP address or CIDR`,
+		`"10.0.0.1/8"`:        `"10.0.0.1/8" has bits set past /8 (the network is 10.0.0.0/8)`,
+		`"0.0.0.0/0"`:         `would believe every client's X-Forwarded-For`,
+		`"::/0"`:              `would believe every client's X-Forwarded-For`,
+		`"fe80::1%eth0"`:      `zone`,
+		`""`:                  `"" is not an IP address or CIDR`,
+		`"10.0.0.1", "x/8"`:   `"x/8" is not an IP address or CIDR`,
+		`"10.0.0.0/8"`:        "",
+		`"10.0.0.0 /8"`:       `is not an IP address or CIDR`,
+	} {
+		_, err := Parse("c.toml", []byte("[server]\ntrusted_proxies = ["+bad+"]\n"+users), env(nil), known)
+		switch {
+		case msg == "" && err != nil:
+			t.Errorf("%s: %v", bad, err)
+		case msg != "" && (err == nil || !strings.Contains(err.Error(), "line 2: server.trusted_proxies: ") || !strings.Contains(err.Error(), msg)):
+			t.Errorf("%s: got %v, want line 2 and %q", bad, err, msg)
+		}
+	}
+	_, err = Parse("c.toml", []byte("[server]\ntrusted_proxies = \"10.0.0.0/8\"\n"+users), env(nil), known)
+	if err == nil || !strings.Contains(err.Error(), "line 2") {
+		t.Fatalf("a string, not a list: %v", err)
+	}
+}

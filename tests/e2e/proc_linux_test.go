@@ -11,3 +11,17 @@ import (
 func dieWithTest(cmd *exec.Cmd) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 }
+
+// ownGroup puts cmd in a process group of its own, so that interruptGroup
+// reaches what it starts too (`go run` leaves SIGINT to the group, as a
+// terminal's Ctrl-C sends it).
+func ownGroup(cmd *exec.Cmd) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+}
+
+// interruptGroup sends SIGINT to cmd's whole process group.
+func interruptGroup(cmd *exec.Cmd) {
+	if cmd.Process != nil {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGINT)
+	}
+}

@@ -14,106 +14,139 @@
 // [mounts.options] table for that driver which works without any
 // interactive login, then serves until interrupted. A POST to restart_url
 // restarts the fake (it forgets what its service keeps in memory).
+//
+// With -config-out FILE it also writes a complete bridge configuration for
+// the fake (one user, admin, whose password it prints on stderr, and the
+// mount) so that `go run . -config FILE` serves it at once. Its state
+// folder is a temporary one, removed when the fake stops: the fake's
+// tokens die with it, and a stale token kept in state would outlive them.
 package main
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
-	"sort"
+	"path/filepath"
 	"strings"
+	"syscall"
 
-	cloudrevefake "bridge/tests/fakes/cloudreve"
-	disktopfake "bridge/tests/fakes/disktop"
+	"bridge/tests/demo/fakemounts"
 	"bridge/tests/fakes/faults"
 )
 
-// fake is what each provider's fake offers to this command.
-type fake struct {
-	// start returns the fake's handler, with its fault layer set to cfg,
-	// for a server that will listen at baseURL, and the mount options that
-	// reach it.
-	start func(baseURL string, cfg faults.Config) (http.Handler, map[string]any, error)
-}
-
-// fakes is the table of runnable fakes, by driver name.
-var fakes = map[string]fake{
-	"disktop":   {start: startDisktop},
-	"cloudreve": {start: startCloudreve},
-}
-
-// startCloudreve serves the Cloudreve fake with its one user, whose
-// credentials are the mount options (the driver logs in by itself).
-func startCloudreve(baseURL string, cfg faults.Config) (http.Handler, map[string]any, error) {
-	f := cloudrevefake.New()
-	f.Faults.SetConfig(cfg)
-	f.SetBaseURL(baseURL)
-	return f.Handler(), map[string]any{"base_url": baseURL, "username": f.User, "password": f.Password}, nil
-}
-
-// startDisktop serves the Disk.Top fake; its mount options carry a refresh
-// token issued for the test client, so no interactive login is needed (the
-// driver rotates it into its state dir at once).
-func startDisktop(baseURL string, cfg faults.Config) (http.Handler, map[string]any, error) {
-	f := disktopfake.New()
-	f.Faults.SetConfig(cfg)
-	f.SetBaseURL(baseURL)
-	_, refresh := f.IssueToken()
-	return f.Handler(), map[string]any{
-		"client_id":     f.ClientID,
-		"client_secret": f.ClientSecret,
-		"api_base":      baseURL,
-		"refresh_token": refresh,
-	}, nil
-}
-
 func main() {
-	provider := flag.String("provider", "", "which fake to serve: "+strings.Join(names(), ", "))
-	addr := flag.String("addr", "127.0.0.1:0", "address to listen on")
-	hostile := flag.Bool("hostile", false, "start from the hostile fault profile (short tokens and links, a rate limit, 5xx, cut downloads); fault flags still override it")
-	var cfg faults.Config
-	cfg.RegisterFlags(flag.CommandLine)
-	flag.Parse()
-	if *hostile {
-		var err error
-		if cfg, err = overHostile(flag.CommandLine); err != nil {
-			fmt.Fprintln(os.Stderr, "fakeprovider:", err)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, nil); err != nil {
+		fmt.Fprintln(os.Stderr, "fakeprovider:", err)
+		var u usageError
+		if errors.As(err, &u) {
 			os.Exit(2)
 		}
+		os.Exit(1)
 	}
-	f, ok := fakes[*provider]
+}
+
+// usageError is a mistake in the command line (exit status 2).
+type usageError struct{ error }
+
+// run is main with its inputs made explicit, for tests; ready, when set,
+// receives the fake's base URL once it serves and the config is written.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready chan<- string) error {
+	fs := flag.NewFlagSet("fakeprovider", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	provider := fs.String("provider", "", "which fake to serve: "+strings.Join(fakemounts.Names(), ", "))
+	addr := fs.String("addr", "127.0.0.1:0", "address to listen on")
+	hostile := fs.Bool("hostile", false, "start from the hostile fault profile (short tokens and links, a rate limit, 5xx, cut downloads); fault flags still override it")
+	configOut := fs.String("config-out", "", "also write a ready-to-run bridge configuration for this fake to this file")
+	var cfg faults.Config
+	cfg.RegisterFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return usageError{err}
+	}
+	if *hostile {
+		var err error
+		if cfg, err = overHostile(fs); err != nil {
+			return usageError{err}
+		}
+	}
+	p, ok := fakemounts.Lookup(*provider)
 	if !ok {
-		fmt.Fprintf(os.Stderr, "fakeprovider: unknown -provider %q (have: %s)\n", *provider, strings.Join(names(), ", "))
-		os.Exit(2)
+		return usageError{fmt.Errorf("unknown -provider %q (have: %s)", *provider, strings.Join(fakemounts.Names(), ", "))}
 	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "fakeprovider:", err)
-		os.Exit(1)
+		return fmt.Errorf("listen: %w", err)
 	}
+	defer ln.Close()
 	baseURL := "http://" + ln.Addr().String()
-	handler, opts, err := f.start(baseURL, cfg)
+	handler, opts, err := p.Start(baseURL, cfg)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "fakeprovider:", err)
-		os.Exit(1)
+		return fmt.Errorf("start %s fake: %w", p.Name, err)
 	}
 	line, _ := json.Marshal(map[string]any{"base_url": baseURL, "mount_options": opts,
 		"restart_url": baseURL + faults.RestartPath})
-	fmt.Println(string(line))
+	fmt.Fprintln(stdout, string(line))
+	if *configOut != "" {
+		cleanup, err := writeConfig(*configOut, p.Name, opts, stderr)
+		if err != nil {
+			return err
+		}
+		defer cleanup()
+	}
+	if ready != nil {
+		ready <- baseURL
+	}
 
 	srv := &http.Server{Handler: handler}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
 	go func() { <-ctx.Done(); srv.Close() }()
-	if err := srv.Serve(ln); err != nil && err != http.ErrServerClosed {
-		fmt.Fprintln(os.Stderr, "fakeprovider:", err)
-		os.Exit(1)
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
 	}
+	return nil
+}
+
+// writeConfig writes the bridge configuration for the fake's mount to name
+// and tells on stderr (stdout keeps its one JSON line) how to run it. The
+// returned cleanup removes the configuration's temporary state folder.
+func writeConfig(name, provider string, opts map[string]any, stderr io.Writer) (cleanup func(), err error) {
+	password, random, err := fakemounts.Password()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "bridge-fake-"+provider+"-*")
+	if err != nil {
+		return nil, fmt.Errorf("state folder: %w", err)
+	}
+	cleanup = func() { os.RemoveAll(dir) }
+	err = fakemounts.Write(name, fakemounts.Config{
+		Listen:   "127.0.0.1:8080",
+		StateDir: filepath.Join(dir, "state"),
+		TempDir:  filepath.Join(dir, "tmp"),
+		Password: password,
+		Mounts:   []fakemounts.Mount{{Path: "/" + provider, Driver: provider, Options: opts}},
+	})
+	if err != nil {
+		cleanup()
+		return nil, err
+	}
+	shown := password
+	if !random {
+		shown = "the value of BRIDGE_PASSWORD"
+	}
+	fmt.Fprintf(stderr, "fakeprovider: wrote %s; run the bridge with: go run . -config %s\n", name, name)
+	fmt.Fprintf(stderr, "fakeprovider: it serves http://127.0.0.1:8080/%s/ for user %s, password %s\n", provider, fakemounts.User, shown)
+	return cleanup, nil
 }
 
 // overHostile is the hostile profile with the fault flags given on the
@@ -132,13 +165,4 @@ func overHostile(fs *flag.FlagSet) (faults.Config, error) {
 		}
 	})
 	return cfg, err
-}
-
-func names() []string {
-	var out []string
-	for n := range fakes {
-		out = append(out, n)
-	}
-	sort.Strings(out)
-	return out
 }
