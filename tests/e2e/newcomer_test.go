@@ -49,7 +49,9 @@ func TestNewcomerRunsTheReadme(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.Stderr = io.Discard
+	var logs syncBuffer
+	cmd.Stderr = &logs
+	start := time.Now()
 	cmd.WaitDelay = 10 * time.Second
 	ownGroup(cmd)
 	if err := cmd.Start(); err != nil {
@@ -64,7 +66,7 @@ func TestNewcomerRunsTheReadme(t *testing.T) {
 	urlLine := regexp.MustCompile(`serving ./data at (http://\S+)`)
 	url := ""
 	sc := bufio.NewScanner(stdout)
-	for sc.Scan() && password == "" {
+	for password == "" && sc.Scan() {
 		if m := urlLine.FindStringSubmatch(sc.Text()); m != nil {
 			url = m[1]
 		}
@@ -74,8 +76,9 @@ func TestNewcomerRunsTheReadme(t *testing.T) {
 	}
 	go io.Copy(io.Discard, stdout)
 	if password == "" || url != "http://"+addr+"/local/" {
-		t.Fatalf("the bridge printed no password, or another address than -listen's (%q)", url)
+		t.Fatalf("the bridge printed no password, or another address than -listen's (%q); log:\n%s", url, logs.String())
 	}
+	t.Logf("the password was printed %v after go run started", time.Since(start))
 	status := 0
 	for range 300 {
 		req, _ := http.NewRequest("PROPFIND", url, nil)
@@ -89,7 +92,7 @@ func TestNewcomerRunsTheReadme(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	if status != http.StatusMultiStatus {
-		t.Fatalf("PROPFIND with the printed password: %d", status)
+		t.Fatalf("PROPFIND with the printed password: %d after %v; log:\n%s", status, time.Since(start), logs.String())
 	}
 	if _, err := os.Stat(clone + "/data"); err != nil {
 		t.Fatalf("./data was not made in the clone: %v", err)
