@@ -2,9 +2,12 @@ package main
 
 import (
 	"os"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
+
+	"bridge/config"
 )
 
 // TestReadmeNamesTheGoVersionOfGoMod: the README's first instruction
@@ -41,6 +44,32 @@ func TestReadmeLinksStayInTheRepository(t *testing.T) {
 		}
 		if _, err := os.Stat(link); err != nil {
 			t.Errorf("README links to %s, which a clone does not have", link)
+		}
+	}
+}
+
+// TestReadmeListsEveryConfigKeyAndDriver: the configuration table names
+// every [server] key the config package reads, and the drivers table
+// every driver.
+func TestReadmeListsEveryConfigKeyAndDriver(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(readme)
+	typ := reflect.TypeOf(config.Server{})
+	for i := range typ.NumField() {
+		key, _, _ := strings.Cut(typ.Field(i).Tag.Get("toml"), ",")
+		if key == "" || key == "-" {
+			continue
+		}
+		if !strings.Contains(text, "`server."+key+"`") && !strings.Contains(text, "`server."+key+"`,") {
+			t.Errorf("the README's configuration table lacks server.%s", key)
+		}
+	}
+	for _, name := range driverNames() {
+		if !strings.Contains(text, "| `"+name+"` |") {
+			t.Errorf("the README's drivers table lacks %s", name)
 		}
 	}
 }
