@@ -249,6 +249,7 @@ type cutAfter struct {
 func (c *cutAfter) Write(p []byte) (int, error) {
 	if len(p) > c.left {
 		c.ResponseWriter.Write(p[:c.left])
+		http.NewResponseController(c.ResponseWriter).Flush()
 		panic(http.ErrAbortHandler)
 	}
 	c.left -= len(p)
@@ -268,5 +269,41 @@ func TestParseContentRange(t *testing.T) {
 		if _, _, _, ok := parseContentRange(h); ok {
 			t.Errorf("%q parsed", h)
 		}
+	}
+}
+
+func TestReaderGivesUpOnlyWithoutProgress(t *testing.T) {
+	data := []byte("0123456789")
+	var requests atomic.Int32
+	serveCut := func(progress bool) *httptest.Server {
+		return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			requests.Add(1)
+			budget := 0
+			if progress {
+				budget = 1 // one byte, then the cut
+			}
+			http.ServeContent(&cutAfter{ResponseWriter: w, left: budget}, r, "", time.Time{}, bytes.NewReader(data))
+		}))
+	}
+	read := func(srv *httptest.Server) ([]byte, error) {
+		f := &Fetcher{}
+		links := func(ctx context.Context, fresh bool) (drivers.Link, error) { return drivers.Link{URL: srv.URL}, nil }
+		open := func(ctx context.Context, off, n int64) (io.ReadCloser, error) {
+			return f.Open(ctx, links, int64(len(data)), off, n)
+		}
+		return io.ReadAll(NewReader(context.Background(), open, int64(len(data)), nil))
+	}
+	// A cut after every byte: ten breaks, each after progress, all survived.
+	srv := serveCut(true)
+	defer srv.Close()
+	if got, err := read(srv); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("a byte per answer: %q %v", got, err)
+	}
+	// No progress at all: given up after maxResumes+1 answers.
+	requests.Store(0)
+	srv2 := serveCut(false)
+	defer srv2.Close()
+	if _, err := read(srv2); err == nil || requests.Load() != maxResumes+1 {
+		t.Fatalf("no progress: %v after %d answers, want an error after %d", err, requests.Load(), maxResumes+1)
 	}
 }

@@ -16,8 +16,11 @@ import (
 type OpenFunc func(ctx context.Context, off, n int64) (io.ReadCloser, error)
 
 // maxResumes bounds how often one reader reopens a stream that broke
-// mid-body.
-const maxResumes = 3
+// without a byte of progress since the last break: a provider that cuts a
+// tenth of its answers cuts a one-byte rest four times in a row once in
+// ten thousand, which a long read must survive; one that makes no
+// progress at all is given up on.
+const maxResumes = 5
 
 // skipAhead is how far a forward seek is served by reading on instead of
 // opening a new stream.
@@ -39,7 +42,8 @@ type Reader struct {
 	body    io.ReadCloser
 	bodyPos int64 // position of body's next byte
 	bodyEnd int64 // where body's bytes end
-	resumes int
+	resumes int   // breaks in a row at the same byte
+	brokeAt int64 // where the last break was
 	err     error // the error that ended reading, if any
 }
 
@@ -112,10 +116,15 @@ func (r *Reader) read(p []byte) (int, error) {
 			return 0, io.EOF
 		case errors.Is(err, io.EOF) && r.pos == r.bodyEnd:
 			// A bounded stream ended where asked; open the next one.
-		case r.resumes >= maxResumes:
-			return 0, fmt.Errorf("stream broke at byte %d of %d: %w", r.pos, r.size, drivers.ErrUnavailable)
 		default:
-			r.resumes++ // cut short or failed mid-body: resume at r.pos
+			// Cut short or failed mid-body: resume at r.pos.
+			if r.pos > r.brokeAt || r.resumes == 0 {
+				r.resumes, r.brokeAt = 0, r.pos // progress since the last break
+			}
+			if r.resumes >= maxResumes {
+				return 0, fmt.Errorf("stream broke at byte %d of %d, %d times in a row: %w", r.pos, r.size, r.resumes+1, drivers.ErrUnavailable)
+			}
+			r.resumes++
 		}
 	}
 }
