@@ -291,8 +291,9 @@ func (s *Server) readdir(ctx context.Context, t target) ([]os.FileInfo, error) {
 	return out, nil
 }
 
-// writeFile is a file being created through the FileSystem interface (LOCK
-// on an unmapped URL): its bytes are spooled and uploaded on Close.
+// writeFile is a file being created through the webdav.FileSystem
+// interface (OpenFile with O_CREATE): its bytes are spooled and uploaded
+// on Close.
 type writeFile struct {
 	s    *Server
 	ctx  context.Context
@@ -314,11 +315,7 @@ func (f *writeFile) Write(p []byte) (int, error) {
 
 func (f *writeFile) Close() error {
 	if f.sp == nil {
-		sp, err := newSpool(f.s.opts.TempDir)
-		if err != nil {
-			return err
-		}
-		f.sp = sp
+		return f.s.createEmpty(f.ctx, f.t)
 	}
 	defer f.sp.discard()
 	_, _, err := f.s.put(f.ctx, f.t, f.sp, time.Time{})

@@ -637,42 +637,15 @@ func sanitizeRange(r *http.Request, size int64) bool {
 	if h == "" {
 		return true
 	}
-	set, ok := strings.CutPrefix(h, "bytes=")
+	specs, ok := download.ParseRange(h)
 	if !ok {
-		r.Header.Del("Range") // another unit: ignored
+		r.Header.Del("Range") // invalid, or another unit: ignored
 		return true
 	}
 	var keep []string
-	for _, spec := range strings.Split(set, ",") {
-		spec = strings.TrimSpace(spec)
-		first, last, ok := strings.Cut(spec, "-")
-		if !ok || (first == "" && last == "") {
-			r.Header.Del("Range")
-			return true
-		}
-		var a, b int64 = -1, -1
-		var err error
-		if first != "" {
-			if a, err = strconv.ParseInt(first, 10, 64); err != nil || a < 0 {
-				r.Header.Del("Range")
-				return true
-			}
-		}
-		if last != "" {
-			if b, err = strconv.ParseInt(last, 10, 64); err != nil || b < 0 {
-				r.Header.Del("Range")
-				return true
-			}
-		}
-		if a >= 0 && b >= 0 && b < a {
-			r.Header.Del("Range") // last-pos before first-pos: invalid
-			return true
-		}
-		switch {
-		case a < 0 && b == 0: // a suffix of nothing
-		case a >= size: // starts past the end
-		default:
-			keep = append(keep, spec)
+	for _, spec := range specs {
+		if spec.Satisfiable(size) {
+			keep = append(keep, spec.String())
 		}
 	}
 	if len(keep) == 0 {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -305,5 +306,29 @@ func TestReaderGivesUpOnlyWithoutProgress(t *testing.T) {
 	defer srv2.Close()
 	if _, err := read(srv2); err == nil || requests.Load() != maxResumes+1 {
 		t.Fatalf("no progress: %v after %d answers, want an error after %d", err, requests.Load(), maxResumes+1)
+	}
+}
+
+func TestParseRange(t *testing.T) {
+	for h, want := range map[string]string{
+		"bytes=0-9": "0-9", "bytes=-5": "-5", "bytes=5-": "5-", "bytes= 1-2 , -3": "1-2,-3",
+	} {
+		specs, ok := ParseRange(h)
+		var got []string
+		for _, s := range specs {
+			got = append(got, s.String())
+		}
+		if !ok || strings.Join(got, ",") != want {
+			t.Errorf("%q: %v %v, want %s", h, got, ok, want)
+		}
+	}
+	for _, h := range []string{"bytes=5-1", "bytes=abc", "items=0-1", "bytes=-", "bytes=1-2,x", "bytes=-1-2"} {
+		if _, ok := ParseRange(h); ok {
+			t.Errorf("%q parsed", h)
+		}
+	}
+	if (RangeSpec{First: -1, Last: 0}).Satisfiable(10) || (RangeSpec{First: 10, Last: -1}).Satisfiable(10) ||
+		!(RangeSpec{First: 9, Last: -1}).Satisfiable(10) {
+		t.Error("Satisfiable")
 	}
 }

@@ -168,40 +168,84 @@ func (r *Reader) Close() error {
 	return nil
 }
 
+// RangeSpec is one range of a Range header's bytes set; First or Last is
+// -1 where the spec leaves it out ("bytes=-500" has only Last: a suffix).
+type RangeSpec struct{ First, Last int64 }
+
+// ParseRange reads a Range header's bytes range set. ok is false when the
+// header is not one (another unit, a malformed spec, last before first):
+// RFC 9110 section 14.2 lets a server ignore such a header.
+func ParseRange(h string) (specs []RangeSpec, ok bool) {
+	set, found := strings.CutPrefix(h, "bytes=")
+	if !found {
+		return nil, false
+	}
+	for _, spec := range strings.Split(set, ",") {
+		first, last, found := strings.Cut(strings.TrimSpace(spec), "-")
+		if !found || (first == "" && last == "") {
+			return nil, false
+		}
+		r := RangeSpec{First: -1, Last: -1}
+		for _, f := range []struct {
+			text string
+			v    *int64
+		}{{first, &r.First}, {last, &r.Last}} {
+			if f.text == "" {
+				continue
+			}
+			n, err := strconv.ParseInt(f.text, 10, 64)
+			if err != nil || n < 0 {
+				return nil, false
+			}
+			*f.v = n
+		}
+		if r.First >= 0 && r.Last >= 0 && r.Last < r.First {
+			return nil, false
+		}
+		specs = append(specs, r)
+	}
+	return specs, true
+}
+
+// Satisfiable reports whether the spec can select bytes of a file of size
+// bytes: a suffix of 0 bytes, or a start past the end, cannot.
+func (r RangeSpec) Satisfiable(size int64) bool {
+	if r.First < 0 {
+		return r.Last != 0
+	}
+	return r.First < size
+}
+
+// String is the spec as a Range header writes it.
+func (r RangeSpec) String() string {
+	s := ""
+	if r.First >= 0 {
+		s = strconv.FormatInt(r.First, 10)
+	}
+	s += "-"
+	if r.Last >= 0 {
+		s += strconv.FormatInt(r.Last, 10)
+	}
+	return s
+}
+
 // RangeEnds parses a Range header into start → end (exclusive) for a file
 // of the given size; unparseable headers give no hints.
 func RangeEnds(h string, size int64) map[int64]int64 {
-	if !strings.HasPrefix(h, "bytes=") || size <= 0 {
+	specs, ok := ParseRange(h)
+	if !ok || size <= 0 {
 		return nil
 	}
 	out := map[int64]int64{}
-	for _, spec := range strings.Split(h[len("bytes="):], ",") {
-		spec = strings.TrimSpace(spec)
-		dash := strings.IndexByte(spec, '-')
-		if dash < 0 {
-			return nil
-		}
-		first, last := spec[:dash], spec[dash+1:]
+	for _, r := range specs {
 		var start, end int64
 		switch {
-		case first == "":
-			n, err := strconv.ParseInt(last, 10, 64)
-			if err != nil {
-				return nil
-			}
-			start, end = max(size-n, 0), size
+		case r.First < 0:
+			start, end = max(size-r.Last, 0), size
 		default:
-			v, err := strconv.ParseInt(first, 10, 64)
-			if err != nil {
-				return nil
-			}
-			start, end = v, size
-			if last != "" {
-				w, err := strconv.ParseInt(last, 10, 64)
-				if err != nil {
-					return nil
-				}
-				end = min(w+1, size)
+			start, end = r.First, size
+			if r.Last >= 0 {
+				end = min(r.Last+1, size)
 			}
 		}
 		if start < end {
