@@ -496,7 +496,7 @@ func TestOverwriteSafeUnderFailure(t *testing.T) {
 		overwriteFailure(t, false, cloudrevefake.Fault{Endpoint: "chunk", Status: http.StatusBadGateway, Times: maxAttempts})
 	})
 	t.Run("OneDrive range refused", func(t *testing.T) {
-		overwriteFailure(t, true, cloudrevefake.Fault{Endpoint: "onedrive-put", Skip: 1, Times: 1 + oneDriveRetries, Status: http.StatusInternalServerError})
+		overwriteFailure(t, true, cloudrevefake.Fault{Endpoint: "onedrive-put", Skip: 1, Times: maxAttempts, Status: http.StatusInternalServerError})
 	})
 	t.Run("OneDrive finish refused", func(t *testing.T) {
 		overwriteFailure(t, true, cloudrevefake.Fault{Endpoint: "onedrive-finish", Code: 40001})

@@ -207,10 +207,6 @@ func (d *Driver) sendLocal(ctx context.Context, up drivers.Upload, s uploadSessi
 	return nil
 }
 
-// oneDriveRetries is how often one failed range is resumed (through the
-// pacer, after a cut, a passing status or a 416) before the upload fails.
-const oneDriveRetries = maxAttempts - 1
-
 // sendOneDrive PUTs byte ranges to the session's upload URL (without the
 // cookie: it is another host, and the URL is the capability), then asks
 // the server to finish.
