@@ -24,6 +24,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -264,11 +265,7 @@ func (l *Layer) Cut(endpoint string, count int) {
 func (l *Layer) Calls() map[string]int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	out := make(map[string]int, len(l.calls))
-	for k, v := range l.calls {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(l.calls)
 }
 
 // Injected returns how many failures the layer made up on its own, by
@@ -277,11 +274,7 @@ func (l *Layer) Calls() map[string]int {
 func (l *Layer) Injected() map[string]int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	out := make(map[string]int, len(l.injected))
-	for k, v := range l.injected {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(l.injected)
 }
 
 // RestartPath is where a running fake takes POST to restart.
