@@ -215,3 +215,22 @@ type FileOpener interface {
 type LinkChecker interface {
 	CheckDownload(resp *http.Response, head []byte) error
 }
+
+// DirQuotaer is implemented by drivers whose storage is counted per
+// folder rather than per account (a Gokuai mount holds several libraries,
+// each with its own size). The bridge asks it for the quota of the folder
+// a PROPFIND names; ErrNotSupported there falls back to Quota.
+type DirQuotaer interface {
+	DirQuota(ctx context.Context, dir Ref) (Quota, error)
+}
+
+// URLImporter is implemented by drivers whose provider can fetch a file
+// from a URL by itself (a YetiShare site's url_upload_add). A COPY from
+// another mount whose Link is ClientSafe then costs the bridge no
+// bandwidth: the provider downloads the source link. The driver waits for
+// the transfer to finish and checks the result's size; it returns
+// ErrNotSupported when the provider refuses the URL, and the bridge then
+// streams the copy itself.
+type URLImporter interface {
+	ImportURL(ctx context.Context, parent Ref, name string, src Link, size int64) (Object, error)
+}

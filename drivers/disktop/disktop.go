@@ -69,9 +69,7 @@
 package disktop
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -91,6 +89,7 @@ import (
 
 	"bridge/auth"
 	"bridge/drivers"
+	"bridge/drivers/uploads"
 	"bridge/drivers/pacer"
 )
 
@@ -279,7 +278,10 @@ func (d *Driver) call(ctx context.Context, method, endpoint string, form url.Val
 // twice, GETs and parts: a lost answer to a rename or a complete may hide
 // a success. A 401 is answered by one refresh and an immediate resend,
 // which is not counted as an attempt.
-func (d *Driver) callRaw(ctx context.Context, method, endpoint string, form url.Values, raw []byte, contentType string, out any) error {
+//
+// raw, when set, is the body read from the temp file by offset; it is
+// rewound for each attempt, so no copy of it is held.
+func (d *Driver) callRaw(ctx context.Context, method, endpoint string, form url.Values, raw *io.SectionReader, contentType string, out any) error {
 	resendable := method == http.MethodGet || raw != nil
 	refreshed := false
 	// send makes one request. A connection that failed or an answer that
@@ -292,11 +294,17 @@ func (d *Driver) callRaw(ctx context.Context, method, endpoint string, form url.
 			body = strings.NewReader(form.Encode())
 			contentType = "application/x-www-form-urlencoded"
 		case raw != nil:
-			body = bytes.NewReader(raw)
+			if _, err := raw.Seek(0, io.SeekStart); err != nil {
+				return err
+			}
+			body = io.NopCloser(raw) // not a *SectionReader: http would not know its length
 		}
 		req, err := http.NewRequestWithContext(ctx, method, endpoint, body)
 		if err != nil {
 			return err
+		}
+		if raw != nil {
+			req.ContentLength = raw.Size()
 		}
 		if contentType != "" {
 			req.Header.Set("Content-Type", contentType)
@@ -650,12 +658,6 @@ func (d *Driver) Rename(ctx context.Context, obj drivers.Ref, newName string) (d
 	return renamed(obj, newName), nil
 }
 
-func tempName(name string) string {
-	b := make([]byte, 4)
-	rand.Read(b)
-	return ".bridge-" + hex.EncodeToString(b) + "-" + name
-}
-
 // Move moves obj into dstParent as newName: manage keeps names, so a new
 // name is given first, in the source folder.
 func (d *Driver) Move(ctx context.Context, obj, dstParent drivers.Ref, newName string) (drivers.Object, error) {
@@ -667,7 +669,7 @@ func (d *Driver) Move(ctx context.Context, obj, dstParent drivers.Ref, newName s
 		step := newName
 		o, err := d.Rename(ctx, cur, step)
 		if errors.Is(err, drivers.ErrExist) {
-			step = tempName(newName) // the new name is taken at the source
+			step = uploads.TempName(newName) // the new name is taken at the source
 			o, err = d.Rename(ctx, cur, step)
 		}
 		if err != nil {
@@ -699,7 +701,7 @@ func (d *Driver) Copy(ctx context.Context, obj, dstParent drivers.Ref, newName s
 	if newName == obj.Name {
 		return d.copyInto(ctx, obj, dstParent)
 	}
-	tmpName := tempName("copy")
+	tmpName := uploads.TempName("copy")
 	tmp, err := d.Mkdir(ctx, dstParent, tmpName)
 	if err != nil {
 		return drivers.Object{}, err

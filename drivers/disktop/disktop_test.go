@@ -816,3 +816,41 @@ func TestDeviceTokenOtherReadings(t *testing.T) {
 		t.Fatalf("%+v %v after %d polls", tok, err, polls)
 	}
 }
+
+// maxReadAt records the largest single read of an upload's body.
+type maxReadAt struct {
+	r   io.ReaderAt
+	mu  sync.Mutex
+	max int
+}
+
+func (m *maxReadAt) ReadAt(p []byte, off int64) (int, error) {
+	m.mu.Lock()
+	m.max = max(m.max, len(p))
+	m.mu.Unlock()
+	return m.r.ReadAt(p, off)
+}
+
+// A 100 MiB upload reads its parts from the temp file as they are sent: no
+// read is anywhere near a part's size, so no part is ever held whole in
+// memory (four 5 MiB buffers in flight were the old way).
+func TestUploadHoldsNoPartBuffers(t *testing.T) {
+	const chunk = 5 << 20
+	e := newEnv(t, chunk)
+	data := bytes.Repeat([]byte("no buffers, please\n"), 100<<20/19)
+	up := drivertest.NewUpload(data)
+	body := &maxReadAt{r: up.Body}
+	up.Body = body
+	if _, err := e.drv.Put(t.Context(), root(t, e.drv), "big.bin", up); err != nil {
+		t.Fatal(err)
+	}
+	if c := e.fake.Calls(); c["part"] < int(len(data)/chunk) {
+		t.Fatalf("calls %v: the upload did not go through parts", c)
+	}
+	if body.max > 256<<10 {
+		t.Fatalf("a single read of %d bytes from the temp file: parts are buffered whole", body.max)
+	}
+	if got, _ := e.fake.File("/big.bin"); !bytes.Equal(got, data) {
+		t.Fatal("uploaded content differs")
+	}
+}

@@ -4,15 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"path"
 	"strconv"
 
-	"golang.org/x/sync/errgroup"
-
-	"bridge/drivers"
+		"bridge/drivers"
+	"bridge/drivers/uploads"
 )
 
 type precreateAnswer struct {
@@ -27,55 +25,20 @@ type precreateAnswer struct {
 // Put uploads a finished temp file.
 //
 // precreate refuses a taken name, so over an existing file the new one is
-// uploaded under a temporary name first; only when it is complete is the
-// old file renamed aside, the new one given its name and the old one
-// deleted. Whatever fails, the name keeps the old file or the new one
-// (never nothing), and a failed upload leaves no object behind.
+// uploaded under a temporary name and swapped in (uploads.Replace): the
+// name keeps the old file or the new one, never nothing, and a failed
+// upload leaves no object behind.
 func (d *Driver) Put(ctx context.Context, parent drivers.Ref, name string, up drivers.Upload) (drivers.Object, error) {
 	if up.Replaces == nil {
 		return d.upload(ctx, parent, name, up)
 	}
-	tmp := tempName(name)
-	obj, err := d.upload(ctx, parent, tmp, up)
+	obj, err := uploads.Replace(ctx, d, parent, name, *up.Replaces, func(ctx context.Context, tmp string) (drivers.Object, error) {
+		return d.upload(ctx, parent, tmp, up)
+	}, d.log)
 	if err != nil {
-		return drivers.Object{}, err
+		return drivers.Object{}, fmt.Errorf("disktop: overwrite %s: %w", path.Join(parent.Path, name), err)
 	}
-	// From here on the steps finish even if the client goes away: stopping
-	// half way would leave the name without a file.
-	ctx = context.WithoutCancel(ctx)
-	fresh := drivers.Ref{Path: path.Join(parent.Path, tmp), Object: obj}
-	old := drivers.Ref{Path: path.Join(parent.Path, name), Object: *up.Replaces}
-	asideName := tempName(name)
-	aside, err := d.Rename(ctx, old, asideName)
-	switch {
-	case errors.Is(err, drivers.ErrNotFound):
-		// The old file is gone already: nothing to keep.
-	case err != nil:
-		d.discard(ctx, fresh)
-		return drivers.Object{}, err
-	}
-	placed, err := d.Rename(ctx, fresh, name)
-	if err != nil {
-		if aside.ID != "" {
-			if _, rerr := d.Rename(ctx, drivers.Ref{Path: path.Join(parent.Path, asideName), Object: aside}, name); rerr != nil {
-				d.log.Error().Str("path", old.Path).Str("kept_as", asideName).Str("error", rerr.Error()).
-					Msg("disktop: overwrite failed and the old file could not get its name back")
-			}
-		}
-		d.discard(ctx, fresh)
-		return drivers.Object{}, err
-	}
-	if aside.ID != "" {
-		d.discard(ctx, drivers.Ref{Path: path.Join(parent.Path, asideName), Object: aside})
-	}
-	return placed, nil
-}
-
-// discard deletes a temporary object, logging (not failing) when it cannot.
-func (d *Driver) discard(ctx context.Context, obj drivers.Ref) {
-	if err := d.Remove(ctx, obj); err != nil && !errors.Is(err, drivers.ErrNotFound) {
-		d.log.Warn().Str("path", obj.Path).Str("error", err.Error()).Msg("disktop: temporary object left behind")
-	}
+	return obj, nil
 }
 
 // upload runs precreate, the parts and complete for a new name.
@@ -176,26 +139,25 @@ func (d *Driver) missingParts(ctx context.Context, pc precreateAnswer) ([]int, e
 }
 
 // sendParts posts the given parts, upload_concurrency at a time; each part
-// is retried with backoff by call.
+// is read from the temp file as it is sent (no part is held in memory) and
+// retried with backoff by call.
 func (d *Driver) sendParts(ctx context.Context, up drivers.Upload, pc precreateAnswer, seqs []int) error {
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(d.opts.UploadConcurrency)
+	all := uploads.Split(up.Size, int64(pc.ChunkSize))
+	parts := make([]uploads.Part, 0, len(seqs))
 	for _, seq := range seqs {
-		g.Go(func() error {
-			off := int64(seq-1) * int64(pc.ChunkSize)
-			n := min(int64(pc.ChunkSize), up.Size-off)
-			buf := make([]byte, n)
-			if _, err := io.ReadFull(io.NewSectionReader(up.Body, off, n), buf); err != nil {
-				return fmt.Errorf("reading part %d: %w", seq, err)
-			}
-			q := url.Values{"upload_id": {pc.UploadID}, "part_seq": {strconv.Itoa(seq)}}
-			if err := d.callRaw(gctx, http.MethodPost, pc.Endpoint+"/u?"+q.Encode(), nil, buf, "application/octet-stream", nil); err != nil {
-				return fmt.Errorf("part %d: %w", seq, err)
-			}
-			return nil
-		})
+		if seq < 1 || seq > len(all) {
+			return fmt.Errorf("part %d of %d: %w", seq, len(all), drivers.ErrUnavailable)
+		}
+		parts = append(parts, all[seq-1])
 	}
-	return g.Wait()
+	return uploads.Each(ctx, parts, d.opts.UploadConcurrency, func(ctx context.Context, p uploads.Part) error {
+		seq := p.Index + 1
+		q := url.Values{"upload_id": {pc.UploadID}, "part_seq": {strconv.Itoa(seq)}}
+		if err := d.callRaw(ctx, http.MethodPost, pc.Endpoint+"/u?"+q.Encode(), nil, p.Reader(up.Body), "application/octet-stream", nil); err != nil {
+			return fmt.Errorf("part %d: %w", seq, err)
+		}
+		return nil
+	})
 }
 
 // abort releases an upload session that will not complete; it runs even
