@@ -89,8 +89,8 @@ import (
 
 	"bridge/auth"
 	"bridge/drivers"
-	"bridge/drivers/uploads"
 	"bridge/drivers/pacer"
+	"bridge/drivers/uploads"
 )
 
 // Name is the driver's name in configuration files.

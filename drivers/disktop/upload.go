@@ -9,7 +9,7 @@ import (
 	"path"
 	"strconv"
 
-		"bridge/drivers"
+	"bridge/drivers"
 	"bridge/drivers/uploads"
 )
 
