@@ -542,7 +542,7 @@ func TestStaleSpoolsRemovedAtStart(t *testing.T) {
 // reused one).
 func TestSpoolsAreKnownByTheirLockNotTheirPid(t *testing.T) {
 	dir := t.TempDir()
-	held, err := newSpool(dir)
+	held, err := newSpool(dir, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -179,7 +179,7 @@ func (f *readFile) DeadProps() (map[xml.Name]webdav.Property, error) {
 		return nil, err
 	}
 	props = lockDiscoveryProp(f.ctx, props, f.t.full)
-	if p, ok := checksumProp(f.info.obj.Hashes); ok {
+	if p, ok := checksumProp(f.s.hashesFor(f.ctx, f.t, f.info.obj)); ok {
 		if props == nil {
 			props = map[xml.Name]webdav.Property{}
 		}
@@ -304,7 +304,7 @@ type writeFile struct {
 
 func (f *writeFile) Write(p []byte) (int, error) {
 	if f.sp == nil {
-		sp, err := newSpool(f.s.opts.TempDir)
+		sp, err := newSpool(f.s.opts.TempDir, f.t.m.features.UploadHashes)
 		if err != nil {
 			return 0, err
 		}

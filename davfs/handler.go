@@ -166,6 +166,9 @@ func (s *Server) servePropfind(w http.ResponseWriter, r *http.Request, t target)
 		writeError(w, err)
 		return
 	}
+	if namesChecksums(body) {
+		r = r.WithContext(context.WithValue(r.Context(), checksumsKey{}, true))
+	}
 	if r, err = s.withPropfindLocks(r, t, depth); err != nil {
 		writeError(w, err)
 		return
@@ -376,7 +379,7 @@ func (s *Server) servePut(w http.ResponseWriter, r *http.Request, t target) {
 			return
 		}
 	}
-	sp, err := newSpool(s.opts.TempDir)
+	sp, err := newSpool(s.opts.TempDir, t.m.features.UploadHashes|checksumsAsked(r.Header.Get("OC-Checksum")))
 	if err != nil {
 		writeError(w, err)
 		return

@@ -36,8 +36,9 @@ type memDriver struct {
 	failPut       error
 	listDelay     chan struct{} // when set, List waits for it
 	removedOnFail bool
-	forbidden     string // Put and Mkdir refuse names holding any of these
-	noTimes       bool   // objects carry no modification time
+	forbidden     string         // Put and Mkdir refuse names holding any of these
+	noTimes       bool           // objects carry no modification time
+	lastHashes    drivers.Hashes // what the last Put was given
 }
 
 type memNode struct {
@@ -286,6 +287,7 @@ func (d *memDriver) Put(ctx context.Context, parent drivers.Ref, name string, up
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.lastHashes = up.Hashes
 	if old := d.child(parent.ID, name); old != nil {
 		old.data = data
 		return d.obj(old), nil

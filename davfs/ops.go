@@ -423,7 +423,7 @@ func (s *Server) streamCopy(ctx context.Context, sm *mount, src drivers.Ref, dm 
 	if err := checkSize(dm, src.Size); err != nil {
 		return err
 	}
-	sp, err := newSpool(s.opts.TempDir)
+	sp, err := newSpool(s.opts.TempDir, dm.features.UploadHashes)
 	if err != nil {
 		return err
 	}
@@ -452,7 +452,7 @@ func (s *Server) transferPending(ctx context.Context, src, dst target, move, exi
 			return false, err
 		}
 	}
-	sp, err := newSpool(s.opts.TempDir)
+	sp, err := newSpool(s.opts.TempDir, dst.m.features.UploadHashes)
 	if err != nil {
 		return false, err
 	}

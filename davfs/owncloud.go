@@ -1,8 +1,11 @@
 package davfs
 
 import (
+	"bytes"
+	"context"
 	"encoding/xml"
 	"fmt"
+	"slices"
 	"strings"
 
 	"golang.org/x/net/webdav"
@@ -30,8 +33,61 @@ func checksumProp(h drivers.Hashes) (webdav.Property, bool) {
 	return webdav.Property{XMLName: ocChecksums, InnerXML: []byte(inner)}, true
 }
 
+// checksumsKey marks a PROPFIND that names oc:checksums: only then are
+// missing hashes computed (by a drivers.Hasher), since that reads the file.
+type checksumsKey struct{}
+
+// namesChecksums reports whether a PROPFIND body asks for oc:checksums by
+// name (allprop does not: computing every file's hashes for it would read
+// the whole folder).
+func namesChecksums(body []byte) bool {
+	if !bytes.Contains(body, []byte("checksums")) {
+		return false
+	}
+	var pf propfindBody
+	if xml.Unmarshal(body, &pf) != nil || pf.Prop == nil {
+		return false
+	}
+	return slices.Contains(*pf.Prop, ocChecksums)
+}
+
+// hashesFor returns obj's hashes, computing and keeping them through the
+// driver when the request asked for checksums and none are known.
+func (s *Server) hashesFor(ctx context.Context, t target, obj drivers.Object) drivers.Hashes {
+	if t.m == nil || obj.Hashes != (drivers.Hashes{}) || obj.IsDir || isPending(obj) {
+		return obj.Hashes
+	}
+	want, _ := ctx.Value(checksumsKey{}).(bool)
+	h, ok := t.m.drv.d.(drivers.Hasher)
+	if !want || !ok {
+		return obj.Hashes
+	}
+	got, err := h.Hash(withCall(ctx, t.m.path, "hash"), drivers.Ref{Path: t.rel, Object: obj})
+	if err != nil {
+		s.log.Warn().Str("path", t.full).Str("error", err.Error()).Msg("checksums unavailable")
+		return obj.Hashes
+	}
+	return got
+}
+
 // errChecksum is a body that does not match the client's OC-Checksum.
 var errChecksum = fmt.Errorf("body does not match OC-Checksum: %w", errBadRequest)
+
+// checksumsAsked are the hashes an OC-Checksum header names, which the
+// upload must compute to verify them.
+func checksumsAsked(header string) drivers.HashSet {
+	var set drivers.HashSet
+	for _, f := range strings.Fields(header) {
+		algo, _, _ := strings.Cut(f, ":")
+		switch strings.ToUpper(algo) {
+		case "SHA1":
+			set |= drivers.HashSHA1
+		case "MD5":
+			set |= drivers.HashMD5
+		}
+	}
+	return set
+}
 
 // verifyChecksum checks an OC-Checksum header ("SHA1:hex", "MD5:hex", or
 // several separated by spaces) against what was received. Unknown

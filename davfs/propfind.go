@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -114,6 +115,13 @@ func (s *Server) fastPropfind(w http.ResponseWriter, r *http.Request, t target, 
 		}
 	}
 
+	if slices.Contains(names, ocChecksums) {
+		fi = s.withHashes(r.Context(), t, fi)
+		for i, c := range children {
+			children[i] = s.withHashes(r.Context(), target{full: path.Join(t.full, c.name), m: t.m, rel: path.Join(t.rel, c.name)}, c)
+		}
+	}
+
 	w.Header().Set("Content-Type", "text/xml; charset=utf-8")
 	w.WriteHeader(http.StatusMultiStatus)
 	bw := bufio.NewWriterSize(w, 64<<10)
@@ -127,6 +135,18 @@ func (s *Server) fastPropfind(w http.ResponseWriter, r *http.Request, t target, 
 	bw.WriteString(`</D:multistatus>`)
 	bw.Flush()
 	return true
+}
+
+// withHashes is fi with the hashes hashesFor finds (a copy: the cached
+// fileInfo is shared).
+func (s *Server) withHashes(ctx context.Context, t target, fi *fileInfo) *fileInfo {
+	h := s.hashesFor(ctx, t, fi.obj)
+	if h == fi.obj.Hashes {
+		return fi
+	}
+	c := *fi
+	c.obj.Hashes = h
+	return &c
 }
 
 // propValue returns a live property's XML content, and false where the

@@ -24,8 +24,10 @@ import (
 // process is gone, unreaped, or its pid reused).
 const spoolPrefix = "bridge-put-"
 
-// spool buffers an upload body in a temp file, hashing it on the way, so
-// that the driver gets a finished file with known size and hashes.
+// spool buffers an upload body in a temp file, computing on the way the
+// hashes the driver's protocol needs or the client asked to verify (and
+// no others), so that the driver gets a finished file with known size and
+// hashes.
 type spool struct {
 	f    *os.File
 	md5  hash.Hash
@@ -33,7 +35,7 @@ type spool struct {
 	size int64
 }
 
-func newSpool(dir string) (*spool, error) {
+func newSpool(dir string, need drivers.HashSet) (*spool, error) {
 	f, err := os.CreateTemp(dir, spoolPrefix+strconv.Itoa(os.Getpid())+"-*")
 	if err != nil {
 		return nil, fmt.Errorf("upload buffer: %w", err)
@@ -45,23 +47,32 @@ func newSpool(dir string) (*spool, error) {
 		os.Remove(f.Name())
 		return nil, fmt.Errorf("upload buffer: lock: %w", err)
 	}
-	return &spool{f: f, md5: md5.New(), sha1: sha1.New()}, nil
+	sp := &spool{f: f}
+	if need.Has(drivers.HashMD5) {
+		sp.md5 = md5.New()
+	}
+	if need.Has(drivers.HashSHA1) {
+		sp.sha1 = sha1.New()
+	}
+	return sp, nil
 }
 
-// parallelMin is the write size from which the two hashes are computed on
-// other goroutines while the bytes go to disk: on big uploads hashing, not
-// the disk, would otherwise set the pace.
+// parallelMin is the write size from which hashes are computed on other
+// goroutines while the bytes go to disk: on big uploads hashing, not the
+// disk, would otherwise set the pace.
 const parallelMin = 64 << 10
 
 func (sp *spool) Write(p []byte) (int, error) {
 	var wg sync.WaitGroup
-	if len(p) >= parallelMin {
-		wg.Add(2)
-		go func() { sp.md5.Write(p); wg.Done() }()
-		go func() { sp.sha1.Write(p); wg.Done() }()
-	} else {
-		sp.md5.Write(p)
-		sp.sha1.Write(p)
+	for _, h := range [...]hash.Hash{sp.md5, sp.sha1} {
+		switch {
+		case h == nil:
+		case len(p) >= parallelMin:
+			wg.Add(1)
+			go func() { h.Write(p); wg.Done() }()
+		default:
+			h.Write(p)
+		}
 	}
 	n, err := sp.f.Write(p)
 	wg.Wait()
@@ -80,15 +91,19 @@ func (sp *spool) readFrom(r io.Reader) (int64, error) {
 
 // upload describes the finished buffer for a driver.
 func (sp *spool) upload() drivers.Upload {
-	return drivers.Upload{
-		Body: sp.f,
-		Path: sp.f.Name(),
-		Size: sp.size,
-		Hashes: drivers.Hashes{
-			MD5:  hex.EncodeToString(sp.md5.Sum(nil)),
-			SHA1: hex.EncodeToString(sp.sha1.Sum(nil)),
-		},
+	return drivers.Upload{Body: sp.f, Path: sp.f.Name(), Size: sp.size, Hashes: sp.hashes()}
+}
+
+// hashes are the ones computed; the others are empty.
+func (sp *spool) hashes() drivers.Hashes {
+	var h drivers.Hashes
+	if sp.md5 != nil {
+		h.MD5 = hex.EncodeToString(sp.md5.Sum(nil))
 	}
+	if sp.sha1 != nil {
+		h.SHA1 = hex.EncodeToString(sp.sha1.Sum(nil))
+	}
+	return h
 }
 
 // discard closes and removes the buffer; always called, success or not.

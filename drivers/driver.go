@@ -39,6 +39,18 @@ type Hashes struct {
 	SHA1 string
 }
 
+// HashSet names kinds of content hash.
+type HashSet uint8
+
+// The hashes the bridge can compute while an upload arrives.
+const (
+	HashMD5 HashSet = 1 << iota
+	HashSHA1
+)
+
+// Has reports whether s includes every hash of k.
+func (s HashSet) Has(k HashSet) bool { return s&k == k }
+
 // Ref names an object by its mount-relative path together with what the
 // bridge last knew of it (at least its ID and IsDir).
 type Ref struct {
@@ -65,9 +77,13 @@ type Link struct {
 // and hashes are known before the first byte goes out, so drivers can use
 // dedup ("instant upload") protocols and fixed-size chunks.
 type Upload struct {
-	Body    io.ReaderAt
-	Size    int64
-	Hashes  Hashes    // md5 and sha1 of Body, always both set
+	Body io.ReaderAt
+	Size int64
+	// Hashes of Body: those the driver declared in Features.UploadHashes,
+	// and those the client asked the bridge to verify (OC-Checksum). The
+	// others are empty: hashing costs more CPU than the disk write, so no
+	// hash is computed that nobody needs.
+	Hashes  Hashes
 	ModTime time.Time // the client's modification time, zero if none
 	// Replaces is the existing object of the same name that this upload
 	// overwrites, or nil. A driver must not lose it if the upload fails.
@@ -105,6 +121,10 @@ type Features struct {
 	Quota bool
 	// MaxFileSize is the largest file the provider accepts; 0 means no limit.
 	MaxFileSize int64
+	// UploadHashes are the hashes Put needs in Upload.Hashes (for a dedup
+	// or integrity protocol); the bridge computes them while the body
+	// arrives. Per-block hashes are the driver's own business.
+	UploadHashes HashSet
 }
 
 // Driver is one provider account (or one folder of it) mounted at a path.
@@ -195,6 +215,14 @@ type Checker interface {
 // after writing). Drivers without it keep such times as dead properties.
 type ModTimeSetter interface {
 	SetModTime(ctx context.Context, obj Ref, t time.Time) (Object, error)
+}
+
+// Hasher is implemented by drivers that can compute a file's content
+// hashes on demand and keep them (the local driver, in an xattr). The
+// bridge calls it only when a client asks for checksums of a file that has
+// none yet, never on an upload's path.
+type Hasher interface {
+	Hash(ctx context.Context, file Ref) (Hashes, error)
 }
 
 // FileOpener is implemented by drivers whose files are local files: the

@@ -192,7 +192,8 @@ func sleepCtx(ctx context.Context, d time.Duration) error { return pacer.Sleep(c
 
 // Features of Disk.Top.
 func (d *Driver) Features() drivers.Features {
-	return drivers.Features{CopyFile: true, CopyDir: true, Move: true, Links: true, EmptyFiles: true, Quota: true}
+	return drivers.Features{CopyFile: true, CopyDir: true, Move: true, Links: true, EmptyFiles: true, Quota: true,
+		UploadHashes: drivers.HashMD5} // precreate's dedup
 }
 
 // apiError is an error answer of the platform.

@@ -1,7 +1,12 @@
 package local
 
 import (
+	"context"
+	"crypto/md5"
+	"crypto/sha1"
+	"encoding/hex"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"strings"
@@ -19,12 +24,20 @@ import (
 const hashAttr = "user.webdav-bridge.hashes"
 
 func hashRecord(fi fs.FileInfo, h drivers.Hashes) string {
-	return fmt.Sprintf("v1 %d %d %s %s", fi.Size(), fi.ModTime().UnixNano(), h.MD5, h.SHA1)
+	return fmt.Sprintf("v1 %d %d %s %s", fi.Size(), fi.ModTime().UnixNano(), orDash(h.MD5), orDash(h.SHA1))
+}
+
+// orDash keeps a record's fields in place when a hash is unknown.
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 // writeHashes records h on the open file f, whose state is fi.
 func writeHashes(f *os.File, fi fs.FileInfo, h drivers.Hashes) {
-	if h.MD5 == "" || h.SHA1 == "" {
+	if h.MD5 == "" && h.SHA1 == "" {
 		return
 	}
 	unix.Fsetxattr(int(f.Fd()), hashAttr, []byte(hashRecord(fi, h)), 0)
@@ -41,7 +54,7 @@ func readHashes(f *os.File, fi fs.FileInfo) drivers.Hashes {
 	if len(parts) != 5 || parts[0] != "v1" || parts[1] != fmt.Sprint(fi.Size()) || parts[2] != fmt.Sprint(fi.ModTime().UnixNano()) {
 		return drivers.Hashes{}
 	}
-	return drivers.Hashes{MD5: parts[3], SHA1: parts[4]}
+	return drivers.Hashes{MD5: strings.TrimPrefix(parts[3], "-"), SHA1: strings.TrimPrefix(parts[4], "-")}
 }
 
 // hashesOf opens the file at n (inside the root) to read its record; it
@@ -57,3 +70,31 @@ func (d *Driver) hashesOf(n string, fi fs.FileInfo) drivers.Hashes {
 	defer f.Close()
 	return readHashes(f, fi)
 }
+
+// Hash implements drivers.Hasher: a file's md5 and sha1, read from its
+// record or else computed from its content and recorded, so that only the
+// first client to ask for checksums pays for reading the file (uploads
+// compute no hash the driver does not need).
+func (d *Driver) Hash(ctx context.Context, file drivers.Ref) (drivers.Hashes, error) {
+	n := name(file.Path)
+	f, fi, err := d.openRegular("hash", n)
+	if err != nil {
+		return drivers.Hashes{}, err
+	}
+	defer f.Close()
+	if h := readHashes(f, fi); h.MD5 != "" && h.SHA1 != "" {
+		return h, nil
+	}
+	m, s := md5.New(), sha1.New()
+	if _, err := io.CopyBuffer(io.MultiWriter(m, s), ctxReader{ctx, f}, make([]byte, 1<<20)); err != nil {
+		return drivers.Hashes{}, classify("hash", n, err)
+	}
+	after, err := f.Stat()
+	if err != nil || after.Size() != fi.Size() || !after.ModTime().Equal(fi.ModTime()) {
+		return drivers.Hashes{}, fmt.Errorf("local: hash %s: the file changed while it was read: %w", file.Path, drivers.ErrUnavailable)
+	}
+	h := drivers.Hashes{MD5: hex.EncodeToString(m.Sum(nil)), SHA1: hex.EncodeToString(s.Sum(nil))}
+	writeHashes(f, fi, h)
+	return h, nil
+}
+
