@@ -97,4 +97,3 @@ func (d *Driver) Hash(ctx context.Context, file drivers.Ref) (drivers.Hashes, er
 	writeHashes(f, fi, h)
 	return h, nil
 }
-
