@@ -121,6 +121,17 @@ type Features struct {
 	Quota bool
 	// MaxFileSize is the largest file the provider accepts; 0 means no limit.
 	MaxFileSize int64
+	// ListsByPath: List needs only the folder's path (Ref.Path, IsDir),
+	// not its ID, and fails with ErrNotFound for a path that is not a
+	// folder; every method accepts a folder Ref without an ID (the driver
+	// looks the ID up when it needs one). The bridge then lists a cold
+	// folder directly instead of listing each of its ancestors first.
+	ListsByPath bool
+	// ProxyOnly, when set, says why this provider's links must never be
+	// handed to a WebDAV client (they carry the account's token, or a
+	// dead one answers with a page instead of an error): download =
+	// "redirect" is refused for the mount with this reason.
+	ProxyOnly string
 	// UploadHashes are the hashes Put needs in Upload.Hashes (for a dedup
 	// or integrity protocol); the bridge computes them while the body
 	// arrives. Per-block hashes are the driver's own business.
@@ -201,6 +212,9 @@ type LoginOptions struct {
 	// AuthCode selects the authorization-code flow with PKCE on a loopback
 	// redirect URI instead of the device-code flow.
 	AuthCode bool
+	// In is where a flow that asks the user for something (a username
+	// and password) reads the answers; nil means none can be asked.
+	In io.Reader
 }
 
 // Checker is implemented by drivers that can tell cheaply whether their
@@ -261,4 +275,17 @@ type DirQuotaer interface {
 // streams the copy itself.
 type URLImporter interface {
 	ImportURL(ctx context.Context, parent Ref, name string, src Link, size int64) (Object, error)
+}
+
+// ServerCopier is implemented by drivers that can take an object of
+// another mount into their own storage server-side: a TeraBox account
+// saving what a TeraBox share link shows (share/transfer), so no byte
+// passes through the bridge. The bridge offers it every COPY from another
+// mount before streaming; CopyFrom returns ErrNotSupported when it cannot
+// take that source (another provider, another account), and the bridge
+// then copies as usual. src is the other mount's driver, obj the object
+// there (a file, or a folder with all its content). The destination name
+// is free when it is called.
+type ServerCopier interface {
+	CopyFrom(ctx context.Context, src Driver, obj Ref, dstParent Ref, newName string) (Object, error)
 }

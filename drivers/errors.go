@@ -48,3 +48,19 @@ func RetryAfter(err error) (time.Duration, bool) {
 	}
 	return 0, false
 }
+
+// Reason is a refusal explained in words a WebDAV client may read: the
+// bridge sends Text with the status of Kind (the provider's own detail,
+// which may hold URLs or ids, never leaves the bridge). Text must name no
+// secret.
+type Reason struct {
+	Kind error
+	Text string
+}
+
+func (r *Reason) Error() string { return r.Text + ": " + r.Kind.Error() }
+
+func (r *Reason) Unwrap() error { return r.Kind }
+
+// WithReason is a refusal of the given kind with a text for the client.
+func WithReason(kind error, text string) error { return &Reason{Kind: kind, Text: text} }
