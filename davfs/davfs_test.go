@@ -1102,3 +1102,34 @@ func TestParallelWritesOfOneNameAreNotLocked(t *testing.T) {
 		}
 	}
 }
+
+// On a driver that lists by path, a cold PROPFIND of a deep folder costs
+// its own listing only: no ancestor is listed to learn an ID.
+func TestColdPropfindOnAPathListingDriver(t *testing.T) {
+	f := allFeatures()
+	f.ListsByPath = true
+	d := newMemDriver(t, f)
+	a := d.add("root", "a", true, nil)
+	b := d.add(a.id, "b", true, nil)
+	c := d.add(b.id, "c", true, nil)
+	d.add(c.id, "x.txt", false, []byte("x"))
+	e := newEnv(t, Options{}, Mount{Path: "/m", Driver: d})
+
+	resp := e.do(t, "PROPFIND", "/m/a/b/c/", nil, "Depth", "1")
+	wantStatus(t, resp, http.StatusMultiStatus)
+	if body := readBody(t, resp); !strings.Contains(body, "/m/a/b/c/x.txt") {
+		t.Fatalf("listing lacks the file: %s", body)
+	}
+	if calls := e.srv.ProviderCalls("/m"); calls[OpList] != 1 {
+		t.Fatalf("cold PROPFIND of /a/b/c: %v, want one listing call", calls)
+	}
+	// A file or a missing path still answers right, through its parent.
+	wantStatus(t, e.do(t, "PROPFIND", "/m/a/b/c/x.txt", nil, "Depth", "0"), http.StatusMultiStatus)
+	wantStatus(t, e.do(t, "PROPFIND", "/m/a/b/nope/", nil, "Depth", "0"), http.StatusNotFound)
+	wantStatus(t, e.do(t, "MKCOL", "/m/a/b/c/x.txt/sub", nil), http.StatusConflict)
+	// The folder found by path can be moved (the driver looks its ID up).
+	wantStatus(t, e.do(t, "MOVE", "/m/a/b/c/", nil, "Destination", e.http.URL+"/m/a/c2/"), http.StatusCreated)
+	if _, ok := d.file("/a/c2/x.txt"); !ok {
+		t.Fatal("the moved folder's file is not there")
+	}
+}

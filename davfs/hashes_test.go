@@ -109,3 +109,19 @@ func TestChecksumsComputedWhenAsked(t *testing.T) {
 		t.Fatalf("%d Hash calls for one file", n)
 	}
 }
+
+// An empty file the bridge keeps for a provider that stores none carries
+// the client's modification time, as any other upload does (rclone would
+// otherwise upload it again on every sync).
+func TestPendingEmptyFileKeepsTheClientsTime(t *testing.T) {
+	f := allFeatures()
+	f.EmptyFiles = false
+	d := newMemDriver(t, f)
+	e := newEnv(t, Options{}, Mount{Path: "/m", Driver: d})
+	wantStatus(t, e.do(t, "PUT", "/m/empty.txt", strings.NewReader(""), "X-OC-Mtime", "1600000000"), http.StatusCreated)
+	resp := e.do(t, "PROPFIND", "/m/empty.txt", nil, "Depth", "0")
+	wantStatus(t, resp, http.StatusMultiStatus)
+	if b := readBody(t, resp); !strings.Contains(b, "Sun, 13 Sep 2020 12:26:40 GMT") {
+		t.Fatalf("the pending file's time is not the client's: %s", b)
+	}
+}

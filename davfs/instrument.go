@@ -21,6 +21,8 @@ const (
 	OpRemove = "remove"
 	OpPut    = "put"
 	OpQuota  = "quota"
+	OpImport = "import" // drivers.URLImporter
+	OpHash   = "hash"   // drivers.Hasher
 	// OpDownload is the bridge's own GET of a download link.
 	OpDownload = "download"
 )

@@ -128,10 +128,28 @@ func (d *memDriver) checkName(name string) error {
 
 func (d *memDriver) node(ref drivers.Ref) (*memNode, error) {
 	n, ok := d.nodes[ref.ID]
+	if ref.ID == "" && d.features.ListsByPath { // a path-listing provider
+		n, ok = d.nodes["root"], true
+		for _, seg := range strings.Split(strings.Trim(ref.Path, "/"), "/") {
+			if seg != "" && n != nil {
+				n = d.child(n.id, seg)
+			}
+		}
+		ok = n != nil && n.dir == ref.IsDir
+	}
 	if !ok {
 		return nil, fmt.Errorf("mem: %s: %w", ref.Path, drivers.ErrNotFound)
 	}
 	return n, nil
+}
+
+// idOf is a folder Ref's id, looked up by path when it has none (as a
+// path-listing provider's driver does). Called with d.mu held.
+func (d *memDriver) idOf(ref drivers.Ref) string {
+	if n, err := d.node(ref); err == nil {
+		return n.id
+	}
+	return ref.ID
 }
 
 func (d *memDriver) child(parent, name string) *memNode {
@@ -162,12 +180,13 @@ func (d *memDriver) List(ctx context.Context, dir drivers.Ref) ([]drivers.Object
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if _, err := d.node(dir); err != nil {
+	parent, err := d.node(dir)
+	if err != nil {
 		return nil, err
 	}
 	var out []drivers.Object
 	for _, n := range d.nodes {
-		if n.parent == dir.ID && n.id != "root" {
+		if n.parent == parent.id && n.id != "root" {
 			out = append(out, d.obj(n))
 		}
 	}
@@ -193,10 +212,10 @@ func (d *memDriver) Mkdir(ctx context.Context, parent drivers.Ref, name string) 
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.child(parent.ID, name) != nil {
+	if d.child(d.idOf(parent), name) != nil {
 		return drivers.Object{}, drivers.ErrExist
 	}
-	return d.obj(d.add(parent.ID, name, true, nil)), nil
+	return d.obj(d.add(d.idOf(parent), name, true, nil)), nil
 }
 
 func (d *memDriver) Rename(ctx context.Context, obj drivers.Ref, newName string) (drivers.Object, error) {
@@ -223,7 +242,7 @@ func (d *memDriver) Move(ctx context.Context, obj, dstParent drivers.Ref, newNam
 	if err != nil {
 		return drivers.Object{}, err
 	}
-	n.parent, n.name = dstParent.ID, newName
+	n.parent, n.name = d.idOf(dstParent), newName
 	return d.obj(n), nil
 }
 
@@ -237,7 +256,7 @@ func (d *memDriver) Copy(ctx context.Context, obj, dstParent drivers.Ref, newNam
 	if err != nil {
 		return drivers.Object{}, err
 	}
-	return d.obj(d.copyNode(n, dstParent.ID, newName)), nil
+	return d.obj(d.copyNode(n, d.idOf(dstParent), newName)), nil
 }
 
 func (d *memDriver) copyNode(n *memNode, parent, name string) *memNode {
@@ -288,11 +307,11 @@ func (d *memDriver) Put(ctx context.Context, parent drivers.Ref, name string, up
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.lastHashes = up.Hashes
-	if old := d.child(parent.ID, name); old != nil {
+	if old := d.child(d.idOf(parent), name); old != nil {
 		old.data = data
 		return d.obj(old), nil
 	}
-	return d.obj(d.add(parent.ID, name, false, data)), nil
+	return d.obj(d.add(d.idOf(parent), name, false, data)), nil
 }
 
 func (d *memDriver) Quota(ctx context.Context) (drivers.Quota, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"path"
@@ -150,7 +151,7 @@ func (s *Server) put(ctx context.Context, t target, sp *spool, modTime time.Time
 		old = nil // nothing at the provider to replace
 	}
 	if sp.size == 0 && !t.m.features.EmptyFiles && old == nil {
-		obj := s.pending.add(t.m, t.rel)
+		obj := s.pending.add(t.m, t.rel, modTime)
 		s.recordNew(t.m, t.rel, obj)
 		return obj, !wasPending, nil
 	}
@@ -417,10 +418,13 @@ func (s *Server) copyNode(ctx context.Context, sm *mount, src drivers.Ref, dm *m
 func (s *Server) streamCopy(ctx context.Context, sm *mount, src drivers.Ref, dm *mount, dstParent drivers.Ref, name string) error {
 	if src.Size == 0 && !dm.features.EmptyFiles {
 		rel := path.Join(dstParent.Path, name)
-		s.recordNew(dm, rel, s.pending.add(dm, rel))
+		s.recordNew(dm, rel, s.pending.add(dm, rel, src.ModTime))
 		return nil
 	}
 	if err := checkSize(dm, src.Size); err != nil {
+		return err
+	}
+	if done, err := s.importCopy(ctx, sm, src, dm, dstParent, name); done || err != nil {
 		return err
 	}
 	sp, err := newSpool(s.opts.TempDir, dm.features.UploadHashes)
@@ -441,6 +445,42 @@ func (s *Server) streamCopy(ctx context.Context, sm *mount, src drivers.Ref, dm 
 		return fmt.Errorf("%s%s: %w", dm.path, path.Join(dstParent.Path, name), err)
 	}
 	return nil
+}
+
+// importCopy has the destination's provider fetch the source's link by
+// itself (drivers.URLImporter), so a copy between clouds costs the bridge
+// no bandwidth. Only links safe to hand out are given away; done is false
+// when the copy must be streamed instead (no importer, no such link, or the
+// provider refused the URL).
+func (s *Server) importCopy(ctx context.Context, sm *mount, src drivers.Ref, dm *mount, dstParent drivers.Ref, name string) (done bool, err error) {
+	imp, ok := dm.drv.d.(drivers.URLImporter)
+	if !ok || !sm.features.Links || src.Size == 0 {
+		return false, nil
+	}
+	l, err := s.link(ctx, sm, src, true) // fresh: the provider may start late
+	if err != nil || !l.ClientSafe || (!l.Expires.IsZero() && !time.Now().Before(l.usableUntil())) {
+		return false, nil // streaming will say what is wrong with the source
+	}
+	rel := path.Join(dstParent.Path, name)
+	obj, err := imp.ImportURL(withCall(ctx, dm.path, OpImport), dstParent, name, l.Link, src.Size)
+	dm.drv.done(OpImport, err)
+	switch {
+	case errors.Is(err, drivers.ErrNotSupported):
+		s.log.Info().Str("path", dm.path+rel).Str("reason", Redact(err.Error())).Msg("provider refused the URL import; streaming the copy")
+		return false, nil
+	case err != nil:
+		s.cache.forget(dm.path, dstParent.Path)
+		return false, fmt.Errorf("%s%s: import: %w", dm.path, rel, err)
+	}
+	if obj.Name == "" {
+		obj.Name = name
+	}
+	modTime := src.ModTime
+	if modTime.IsZero() {
+		modTime = time.Now()
+	}
+	s.recordNew(dm, rel, s.keepTime(dm, rel, obj, modTime))
+	return true, nil
 }
 
 // transferPending copies or moves a pending empty entry: only the bridge

@@ -52,9 +52,12 @@ func namesChecksums(body []byte) bool {
 }
 
 // hashesFor returns obj's hashes, computing and keeping them through the
-// driver when the request asked for checksums and none are known.
+// driver when the request asked for checksums and some are unknown (an
+// upload verified with one OC-Checksum kept only that one; rclone check
+// compares by md5 where both are offered).
 func (s *Server) hashesFor(ctx context.Context, t target, obj drivers.Object) drivers.Hashes {
-	if t.m == nil || obj.Hashes != (drivers.Hashes{}) || obj.IsDir || isPending(obj) {
+	complete := obj.Hashes.MD5 != "" && obj.Hashes.SHA1 != ""
+	if t.m == nil || complete || obj.IsDir || isPending(obj) {
 		return obj.Hashes
 	}
 	want, _ := ctx.Value(checksumsKey{}).(bool)
@@ -62,7 +65,8 @@ func (s *Server) hashesFor(ctx context.Context, t target, obj drivers.Object) dr
 	if !want || !ok {
 		return obj.Hashes
 	}
-	got, err := h.Hash(withCall(ctx, t.m.path, "hash"), drivers.Ref{Path: t.rel, Object: obj})
+	got, err := h.Hash(withCall(ctx, t.m.path, OpHash), drivers.Ref{Path: t.rel, Object: obj})
+	t.m.drv.done(OpHash, err)
 	if err != nil {
 		s.log.Warn().Str("path", t.full).Str("error", err.Error()).Msg("checksums unavailable")
 		return obj.Hashes

@@ -26,8 +26,13 @@ type pendingFiles struct {
 	m  map[string]map[string]drivers.Object // "mount:dir" -> name -> object
 }
 
-func (p *pendingFiles) add(m *mount, rel string) drivers.Object {
-	o := drivers.Object{Name: path.Base(rel), ID: pendingPrefix + rel, ModTime: time.Now()}
+// add records an empty file at rel with the client's modification time
+// (now when it gave none), so that a sync client finds the time it set.
+func (p *pendingFiles) add(m *mount, rel string, modTime time.Time) drivers.Object {
+	if modTime.IsZero() {
+		modTime = time.Now()
+	}
+	o := drivers.Object{Name: path.Base(rel), ID: pendingPrefix + rel, ModTime: modTime}
 	key := cacheKey(m.path, path.Dir(rel))
 	p.mu.Lock()
 	defer p.mu.Unlock()

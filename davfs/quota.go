@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -60,6 +61,20 @@ func (s *Server) quota(ctx context.Context, m *mount) (drivers.Quota, error) {
 	return q, nil
 }
 
+// quotaAt is the quota of the folder t: its own where the driver counts
+// storage per folder (drivers.DirQuotaer: a Gokuai library), the mount's
+// otherwise.
+func (s *Server) quotaAt(ctx context.Context, t target) (drivers.Quota, error) {
+	if dq, ok := t.m.drv.d.(drivers.DirQuotaer); ok {
+		q, err := dq.DirQuota(withCall(ctx, t.m.path, OpQuota), drivers.Ref{Path: t.rel})
+		t.m.drv.done(OpQuota, err)
+		if !errors.Is(err, drivers.ErrNotSupported) {
+			return q, err
+		}
+	}
+	return s.quota(ctx, t.m)
+}
+
 type quotaKey struct{}
 
 // readPropfind reads the PROPFIND body (bounded) and puts it back for
@@ -83,7 +98,7 @@ func (s *Server) readPropfind(r *http.Request, t target) (*http.Request, []byte,
 	if t.m == nil || !t.m.features.Quota || !bytes.Contains(body, []byte("quota-")) {
 		return r, body, nil
 	}
-	q, err := s.quota(r.Context(), t.m)
+	q, err := s.quotaAt(r.Context(), t)
 	if err != nil {
 		s.log.Warn().Err(err).Str("mount", t.m.path).Msg("quota unavailable")
 		return r, body, nil

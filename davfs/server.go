@@ -289,6 +289,9 @@ func (s *Server) stat(ctx context.Context, m *mount, rel string) (drivers.Object
 	if rel == "/" {
 		return s.rootObject(ctx, m)
 	}
+	if o, ok, err := s.statByPath(ctx, m, rel); ok || err != nil {
+		return o, err
+	}
 	l, err := s.list(ctx, m, path.Dir(rel))
 	if err != nil {
 		return drivers.Object{}, err
@@ -298,6 +301,33 @@ func (s *Server) stat(ctx context.Context, m *mount, rel string) (drivers.Object
 		return drivers.Object{}, fmt.Errorf("%s%s: %w", m.path, rel, drivers.ErrNotFound)
 	}
 	return o, nil
+}
+
+// statByPath finds a folder on a driver that lists by path without
+// listing its ancestors: a folder whose own listing works exists (and that
+// listing is what a PROPFIND of it needs next). It reports ok false when the
+// parent's listing must tell: the parent is cached already, the driver
+// needs IDs, or rel is a file or nothing. The folder's object then has no
+// ID and no time until its parent is listed.
+func (s *Server) statByPath(ctx context.Context, m *mount, rel string) (drivers.Object, bool, error) {
+	if !m.features.ListsByPath {
+		return drivers.Object{}, false, nil
+	}
+	if _, cached := s.cache.get(m.path, path.Dir(rel)); cached {
+		return drivers.Object{}, false, nil
+	}
+	if _, err := s.list(ctx, m, rel); err != nil {
+		if isNotFound(err) {
+			return drivers.Object{}, false, nil
+		}
+		return drivers.Object{}, false, err
+	}
+	if l, cached := s.cache.get(m.path, path.Dir(rel)); cached { // listed meanwhile: the real object
+		if o, ok := l.get(path.Base(rel)); ok {
+			return o, true, nil
+		}
+	}
+	return drivers.Object{Name: path.Base(rel), IsDir: true}, true, nil
 }
 
 // ref is stat as a drivers.Ref.
@@ -326,16 +356,9 @@ func (s *Server) list(ctx context.Context, m *mount, dir string) (*listing, erro
 		if l, ok := s.cache.get(m.path, dir); ok {
 			return l, nil // filled while we waited for the flight
 		}
-		ref, err := s.ref(ctx, m, dir)
+		objs, err := s.listFromProvider(ctx, m, dir)
 		if err != nil {
 			return nil, err
-		}
-		if !ref.IsDir {
-			return nil, fmt.Errorf("%s%s: %w", m.path, dir, errNotDir)
-		}
-		objs, err := m.drv.List(ctx, ref)
-		if err != nil {
-			return nil, fmt.Errorf("%s%s: list: %w", m.path, dir, err)
 		}
 		l := newListing(s.withKeptTimes(m, dir, objs))
 		for _, p := range s.pending.in(m, dir) {
@@ -350,6 +373,34 @@ func (s *Server) list(ctx context.Context, m *mount, dir string) (*listing, erro
 		return nil, err
 	}
 	return v.(*listing), nil
+}
+
+// listFromProvider lists dir through the driver: by its path alone where
+// the driver lists by path and the parent is not cached (no ancestor is
+// listed to learn its ID), else through the parent's listing.
+func (s *Server) listFromProvider(ctx context.Context, m *mount, dir string) ([]drivers.Object, error) {
+	if m.features.ListsByPath && dir != "/" {
+		if _, cached := s.cache.get(m.path, path.Dir(dir)); !cached {
+			ref := drivers.Ref{Path: dir, Object: drivers.Object{Name: path.Base(dir), IsDir: true}}
+			objs, err := m.drv.List(ctx, ref)
+			if err != nil {
+				return nil, fmt.Errorf("%s%s: list: %w", m.path, dir, err)
+			}
+			return objs, nil
+		}
+	}
+	ref, err := s.ref(ctx, m, dir)
+	if err != nil {
+		return nil, err
+	}
+	if !ref.IsDir {
+		return nil, fmt.Errorf("%s%s: %w", m.path, dir, errNotDir)
+	}
+	objs, err := m.drv.List(ctx, ref)
+	if err != nil {
+		return nil, fmt.Errorf("%s%s: list: %w", m.path, dir, err)
+	}
+	return objs, nil
 }
 
 // isNotFound reports a missing object, whatever layer said it.

@@ -74,6 +74,10 @@ var statusTable = []struct {
 func statusOf(err error) (int, string) {
 	for _, e := range statusTable {
 		if errors.Is(err, e.kind) {
+			var r *drivers.Reason
+			if errors.As(err, &r) && errors.Is(r.Kind, e.kind) {
+				return e.status, r.Error() // the driver's words for the client
+			}
 			return e.status, e.kind.Error()
 		}
 	}

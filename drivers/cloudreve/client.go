@@ -71,12 +71,8 @@ func classify(err error) error {
 	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
-	for _, kind := range []error{drivers.ErrNotFound, drivers.ErrExist, drivers.ErrPermission, drivers.ErrQuota,
-		drivers.ErrTooLarge, drivers.ErrInvalidName, drivers.ErrNotSupported, drivers.ErrRateLimited,
-		drivers.ErrAuthExpired, drivers.ErrUnavailable} {
-		if errors.Is(err, kind) {
-			return err
-		}
+	if drivers.HasKind(err) {
+		return err
 	}
 	var (
 		ae *apiError

@@ -100,6 +100,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"bridge/drivers"
+	"bridge/drivers/flex"
 	"bridge/drivers/pacer"
 )
 
@@ -187,7 +188,8 @@ func New(ctx context.Context, cfg drivers.Config) (drivers.Driver, error) {
 
 // Features of Cloudreve.
 func (d *Driver) Features() drivers.Features {
-	return drivers.Features{CopyFile: true, CopyDir: true, Move: true, Links: true, EmptyFiles: true, Quota: true}
+	return drivers.Features{CopyFile: true, CopyDir: true, Move: true, Links: true, EmptyFiles: true, Quota: true,
+		ListsByPath: true} // GET /directory{path}; ids are looked up lazily (splitID)
 }
 
 // fail wraps err with what was being done, classified.
@@ -234,29 +236,12 @@ func within(p, base string) bool {
 	return p == base || base == "/" || strings.HasPrefix(p, base+"/")
 }
 
-// flexString reads an id given as a string or a number.
-type flexString string
-
-func (s *flexString) UnmarshalJSON(b []byte) error {
-	var str string
-	if err := json.Unmarshal(b, &str); err == nil {
-		*s = flexString(str)
-		return nil
-	}
-	var n json.Number
-	if err := json.Unmarshal(b, &n); err != nil {
-		return err
-	}
-	*s = flexString(n.String())
-	return nil
-}
-
 type object struct {
-	ID   flexString `json:"id"`
-	Name string     `json:"name"`
-	Size int64      `json:"size"`
-	Type string     `json:"type"`
-	Date string     `json:"date"`
+	ID   flex.ID `json:"id"`
+	Name string  `json:"name"`
+	Size int64   `json:"size"`
+	Type string  `json:"type"`
+	Date string  `json:"date"`
 }
 
 func parseDate(s string) time.Time {
@@ -331,18 +316,45 @@ func (d *Driver) find(ctx context.Context, parent, name string, isDir bool) (dri
 	return drivers.Object{}, fmt.Errorf("%s is not listed: %w", path.Join(clean(parent), name), drivers.ErrNotFound)
 }
 
-// splitID returns the server's id of ref and whether it is a folder.
-func splitID(ref drivers.Ref) (string, bool, error) {
+// splitID returns the server's id of ref and whether it is a folder. An
+// object the driver has just made carries no id yet (see lazyID): it is
+// looked up by path, in its folder's listing, the first time one is needed.
+func (d *Driver) splitID(ctx context.Context, ref drivers.Ref) (string, bool, error) {
 	kind, id, ok := strings.Cut(ref.ID, ":")
+	if ref.ID == "" || kind == lazyKind {
+		p := clean(ref.Path)
+		if p == "/" {
+			return "", false, fmt.Errorf("the root has no id: %w", drivers.ErrNotFound)
+		}
+		o, err := d.find(ctx, path.Dir(p), path.Base(p), ref.IsDir)
+		if err != nil {
+			return "", false, err
+		}
+		kind, id, ok = strings.Cut(o.ID, ":")
+	}
 	if !ok || id == "" || id == "/" || (kind != "f" && kind != "d") {
 		return "", false, fmt.Errorf("%s has no id: %w", ref.Path, drivers.ErrNotFound)
 	}
 	return id, kind == "d", nil
 }
 
+// lazyKind marks the ID of an object the driver made (an upload, a new
+// folder) without learning the server's id: Cloudreve's answers do not
+// carry it, and listing the whole folder to find it would make every
+// upload cost more the fuller its folder is.
+const lazyKind = "new"
+
+// lazyID is such an ID; unique, so that caches keyed by ID never mix
+// two versions of one path.
+func lazyID(p string) string {
+	b := make([]byte, 6)
+	rand.Read(b)
+	return lazyKind + ":" + hex.EncodeToString(b) + ":" + p
+}
+
 // srcOf is the {items, dirs} naming ref.
-func srcOf(ref drivers.Ref) (map[string][]string, error) {
-	id, isDir, err := splitID(ref)
+func (d *Driver) srcOf(ctx context.Context, ref drivers.Ref) (map[string][]string, error) {
+	id, isDir, err := d.splitID(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
@@ -354,7 +366,7 @@ func srcOf(ref drivers.Ref) (map[string][]string, error) {
 
 // Link asks for a signed download URL and makes it absolute.
 func (d *Driver) Link(ctx context.Context, file drivers.Ref) (drivers.Link, error) {
-	id, isDir, err := splitID(file)
+	id, isDir, err := d.splitID(ctx, file)
 	if err == nil && isDir {
 		err = fmt.Errorf("a folder has no link: %w", drivers.ErrNotFound)
 	}
@@ -469,11 +481,8 @@ func (d *Driver) mkdir(ctx context.Context, parent, name string) (drivers.Object
 	if err := d.call(ctx, request{method: http.MethodPut, path: "/directory", json: map[string]string{"path": p}}); err != nil {
 		return drivers.Object{}, fail("mkdir", p, err)
 	}
-	o, err := d.find(ctx, parent, name, true)
-	if err != nil {
-		return drivers.Object{}, fail("mkdir", p, err)
-	}
-	return o, nil
+	// The answer carries no id; it is looked up when first needed.
+	return drivers.Object{Name: name, IsDir: true, ID: lazyID(p), ModTime: d.now()}, nil
 }
 
 // Rename renames in place (the server resets the date).
@@ -491,7 +500,7 @@ func (d *Driver) Rename(ctx context.Context, obj drivers.Ref, newName string) (d
 }
 
 func (d *Driver) rename(ctx context.Context, obj drivers.Ref, newName string) error {
-	src, err := srcOf(obj)
+	src, err := d.srcOf(ctx, obj)
 	if err != nil {
 		return err
 	}
@@ -510,7 +519,7 @@ func tempName(name, what string) string {
 // moveInto moves obj (keeping its name) from the folder of its path into
 // dst: src_dir must be its real parent, or the server skips it.
 func (d *Driver) moveInto(ctx context.Context, obj drivers.Ref, dst string) error {
-	src, err := srcOf(obj)
+	src, err := d.srcOf(ctx, obj)
 	if err != nil {
 		return err
 	}
@@ -579,7 +588,7 @@ func (d *Driver) Move(ctx context.Context, obj, dstParent drivers.Ref, newName s
 // copyInto copies one object (keeping its name) into dst and finds the
 // copy there.
 func (d *Driver) copyInto(ctx context.Context, obj drivers.Ref, dst string) (drivers.Object, error) {
-	src, err := srcOf(obj)
+	src, err := d.srcOf(ctx, obj)
 	if err != nil {
 		return drivers.Object{}, err
 	}
@@ -602,7 +611,7 @@ func (d *Driver) Copy(ctx context.Context, obj, dstParent drivers.Ref, newName s
 	if obj.IsDir && within(dstParent.Path, obj.Path) {
 		return drivers.Object{}, fail("copy", obj.Path, fmt.Errorf("into itself (%s): %w", dstParent.Path, drivers.ErrPermission))
 	}
-	if _, _, err := splitID(obj); err != nil {
+	if _, _, err := d.splitID(ctx, obj); err != nil {
 		return drivers.Object{}, fail("copy", obj.Path, err)
 	}
 	dst := clean(dstParent.Path)
@@ -656,7 +665,7 @@ func (d *Driver) Copy(ctx context.Context, obj, dstParent drivers.Ref, newName s
 func (d *Driver) cleanup(ctx context.Context, obj drivers.Ref) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	src, err := srcOf(obj)
+	src, err := d.srcOf(ctx, obj)
 	if err == nil {
 		err = d.call(ctx, request{method: http.MethodDelete, path: "/object", json: src})
 	}
@@ -677,7 +686,7 @@ func (d *Driver) Remove(ctx context.Context, obj drivers.Ref) error {
 	if err != nil {
 		return fail("remove", obj.Path, err)
 	}
-	src, err := srcOf(drivers.Ref{Path: obj.Path, Object: cur})
+	src, err := d.srcOf(ctx, drivers.Ref{Path: obj.Path, Object: cur})
 	if err == nil {
 		err = d.call(ctx, request{method: http.MethodDelete, path: "/object", json: src})
 	}

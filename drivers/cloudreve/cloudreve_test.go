@@ -4,19 +4,20 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/pquerna/otp/totp"
 	"github.com/rs/zerolog"
 
+	"bridge/davfs"
 	"bridge/drivers"
 	"bridge/drivers/drivertest"
 	"bridge/drivers/pacer"
@@ -27,46 +28,18 @@ type env struct {
 	fake  *cloudrevefake.Fake
 	srv   *httptest.Server
 	state string
-	logs  *syncBuffer
-}
-
-// syncBuffer is a log sink shared by the driver's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logs  *drivertest.LogBuffer
 }
 
 func newFake(t *testing.T) *env {
 	t.Helper()
 	f := cloudrevefake.New()
-	srv := httptest.NewServer(f.Handler())
-	t.Cleanup(srv.Close)
-	f.SetBaseURL(srv.URL)
-	return &env{fake: f, srv: srv, state: t.TempDir(), logs: &syncBuffer{}}
+	srv := drivertest.Serve(t, f)
+	return &env{fake: f, srv: srv, state: t.TempDir(), logs: &drivertest.LogBuffer{}}
 }
 
 func (e *env) options(extra map[string]any) map[string]any {
-	opts := map[string]any{"base_url": e.srv.URL, "username": e.fake.User, "password": e.fake.Password}
-	for k, v := range extra {
-		if v == nil {
-			delete(opts, k)
-		} else {
-			opts[k] = v
-		}
-	}
-	return opts
+	return drivertest.MergeOptions(map[string]any{"base_url": e.srv.URL, "username": e.fake.User, "password": e.fake.Password}, extra)
 }
 
 func (e *env) open(t *testing.T, extra map[string]any) *Driver {
@@ -111,16 +84,8 @@ func ref(t *testing.T, d *Driver, p string, isDir bool) drivers.Ref {
 // signature the fake knows is in the logs or in errs.
 func (e *env) checkNoSecrets(t *testing.T, errs ...error) {
 	t.Helper()
-	text := e.logs.String()
-	for _, err := range errs {
-		if err != nil {
-			text += err.Error()
-		}
-	}
-	for _, s := range e.fake.Secrets() {
-		if s != "" && strings.Contains(text, s) {
-			t.Fatalf("a secret (%.4s...) is in the logs or errors", s)
-		}
+	if !e.logs.AssertNoSecrets(t, e.fake.Secrets(), errs...) {
+		t.FailNow()
 	}
 }
 
@@ -368,19 +333,7 @@ func TestLinkExpiresOnTheClock(t *testing.T) {
 	if want := now.Add(cloudrevefake.LinkTTL); l.Expires.Unix() != want.Unix() {
 		t.Fatalf("Expires %v, want %v (from the link's sign)", l.Expires, want)
 	}
-	get := func(rng string) (int, []byte) {
-		req, _ := http.NewRequest(http.MethodGet, l.URL, nil) // no cookie
-		if rng != "" {
-			req.Header.Set("Range", rng)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, b
-	}
+	get := func(rng string) (int, []byte) { return drivertest.Get(t, l.URL, rng) } // no cookie
 	if code, b := get("bytes=-10"); code != http.StatusPartialContent || !bytes.Equal(b, data[len(data)-10:]) {
 		t.Fatalf("suffix range: %d %q", code, b)
 	}
@@ -637,16 +590,27 @@ func TestIDSpacesAreSeparate(t *testing.T) {
 	e := newFake(t)
 	d := e.open(t, nil)
 	ctx := context.Background()
-	dir, err := d.Mkdir(ctx, root(), "d")
-	if err != nil {
+	if _, err := d.Mkdir(ctx, root(), "d"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := d.Put(ctx, root(), "f1", drivertest.NewUpload([]byte("1"))); err != nil {
 		t.Fatal(err)
 	}
-	f, err := d.Put(ctx, root(), "f2", drivertest.NewUpload([]byte("2")))
+	if _, err := d.Put(ctx, root(), "f2", drivertest.NewUpload([]byte("2"))); err != nil {
+		t.Fatal(err)
+	}
+	objs, err := d.List(ctx, root()) // the server's ids (Put and Mkdir do not learn them)
 	if err != nil {
 		t.Fatal(err)
+	}
+	var dir, f drivers.Object
+	for _, o := range objs {
+		switch o.Name {
+		case "d":
+			dir = o
+		case "f2":
+			f = o
+		}
 	}
 	if dir.ID[2:] != f.ID[2:] || dir.ID == f.ID {
 		t.Fatalf("folder %s and file %s: want one server id, two object ids", dir.ID, f.ID)
@@ -904,5 +868,89 @@ func TestMoveOfAnObjectMovedElsewhere(t *testing.T) {
 	}
 	if !e.fake.Exists("/c/f.txt", false) || e.fake.Exists("/b/g.txt", false) {
 		t.Fatal("wrong tree")
+	}
+}
+
+// An upload learns nothing by listing its folder (Cloudreve's answers
+// carry no id; it is looked up only when an operation needs it), so it
+// costs the same calls into a folder of 2,000 entries as into an empty one.
+func TestUploadCostDoesNotGrowWithTheFolder(t *testing.T) {
+	e := newFake(t)
+	for i := range 2000 {
+		e.fake.Put(fmt.Sprintf("/full/f%04d.txt", i), []byte("x"))
+	}
+	e.fake.Put("/empty/.keep", nil)
+	d := e.open(t, nil)
+	ctx := context.Background()
+	cost := func(dir string) map[string]int {
+		ref := drivers.Ref{Path: dir, Object: drivers.Object{Name: dir[1:], IsDir: true}}
+		if _, err := d.List(ctx, ref); err != nil { // the bridge has listed it before a PUT
+			t.Fatal(err)
+		}
+		before := e.fake.Calls()
+		o, err := d.Put(ctx, ref, "new.bin", drivertest.NewUpload([]byte("new content")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		after := e.fake.Calls()
+		delta := map[string]int{}
+		for k, v := range after {
+			if v != before[k] {
+				delta[k] = v - before[k]
+			}
+		}
+		// The object is usable: its id is found when first needed.
+		if _, err := d.Rename(ctx, drivers.Ref{Path: dir + "/new.bin", Object: o}, "renamed.bin"); err != nil {
+			t.Fatalf("rename of a fresh upload: %v", err)
+		}
+		if got, ok := e.fake.File(dir + "/renamed.bin"); !ok || string(got) != "new content" {
+			t.Fatal("the fresh upload was not renamed")
+		}
+		return delta
+	}
+	empty, full := cost("/empty"), cost("/full")
+	if fmt.Sprint(empty) != fmt.Sprint(full) || empty["list"] != 0 {
+		t.Fatalf("upload calls: empty folder %v, 2,000 entries %v; want the same, and no listing", empty, full)
+	}
+}
+
+// Cloudreve lists by path, so the bridge's cold PROPFIND of a deep folder
+// is that folder's listing alone (the ancestors are not listed to learn
+// ids), and a MOVE of it afterwards still finds its id.
+func TestBridgeColdPropfindListsOnlyTheFolder(t *testing.T) {
+	e := newFake(t)
+	e.fake.Put("/a/b/c/x.txt", []byte("x"))
+	d := e.open(t, nil)
+	s, err := davfs.New(davfs.Options{TempDir: t.TempDir(), Logger: zerolog.Nop(), Mounts: []davfs.Mount{{Path: "/c", Driver: d}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(s)
+	defer hs.Close()
+	do := func(method, p string, hdr ...string) int {
+		req, _ := http.NewRequest(method, hs.URL+p, nil)
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	before := e.fake.Calls()["list"]
+	if st := do("PROPFIND", "/c/a/b/c/", "Depth", "1"); st != http.StatusMultiStatus {
+		t.Fatalf("PROPFIND: %d", st)
+	}
+	if n := e.fake.Calls()["list"] - before; n != 1 {
+		t.Fatalf("cold PROPFIND of /a/b/c made %d list calls, want 1", n)
+	}
+	if st := do("MOVE", "/c/a/b/c/", "Destination", hs.URL+"/c/a/moved/"); st != http.StatusCreated {
+		t.Fatalf("MOVE of the folder found by path: %d", st)
+	}
+	if got, ok := e.fake.File("/a/moved/x.txt"); !ok || string(got) != "x" {
+		t.Fatal("the moved folder's file is not there")
 	}
 }

@@ -5,13 +5,13 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"bridge/drivers"
+	"bridge/drivers/drivertest"
 	"bridge/drivers/pacer"
 	cloudrevefake "bridge/tests/fakes/cloudreve"
 )
@@ -23,31 +23,19 @@ type pacerEnv struct {
 	srv  *httptest.Server
 	ctx  context.Context
 
-	mu    sync.Mutex
-	waits []time.Duration
+	waits drivertest.Waits
 }
 
 func newPacerEnv(t *testing.T) *pacerEnv {
 	t.Helper()
 	f := cloudrevefake.New()
-	srv := httptest.NewServer(f.Handler())
-	t.Cleanup(srv.Close)
-	f.SetBaseURL(srv.URL)
+	srv := drivertest.Serve(t, f)
 	e := &pacerEnv{fake: f, srv: srv}
-	e.ctx = pacer.WithSleep(context.Background(), func(ctx context.Context, d time.Duration) error {
-		e.mu.Lock()
-		e.waits = append(e.waits, d)
-		e.mu.Unlock()
-		return ctx.Err()
-	})
+	e.ctx = pacer.WithSleep(context.Background(), e.waits.Sleep)
 	return e
 }
 
-func (e *pacerEnv) asked() []time.Duration {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return append([]time.Duration(nil), e.waits...)
-}
+func (e *pacerEnv) asked() []time.Duration { return e.waits.Asked() }
 
 // open builds a driver (it logs in at once, with e.ctx).
 func (e *pacerEnv) open(t *testing.T) *Driver { t.Helper(); return e.openAs(t, e.fake.Password) }

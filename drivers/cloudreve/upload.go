@@ -165,11 +165,13 @@ func (d *Driver) upload(ctx context.Context, dir, name string, up drivers.Upload
 		d.cancel(ctx, s.SessionID)
 		return drivers.Object{}, fail("upload", p, err)
 	}
-	o, err := d.find(ctx, dir, name, false)
-	if err != nil {
-		return drivers.Object{}, fail("upload", p, err)
+	// The server's answer carries no id; it is looked up when first
+	// needed (lazyID), so an upload costs the same whatever the folder holds.
+	modTime := up.ModTime
+	if modTime.IsZero() {
+		modTime = d.now()
 	}
-	return o, nil
+	return drivers.Object{Name: name, Size: up.Size, ModTime: modTime, ID: lazyID(p)}, nil
 }
 
 func (d *Driver) createSession(ctx context.Context, dir, name string, up drivers.Upload, pol policy) (uploadSession, error) {

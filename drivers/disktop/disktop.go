@@ -89,6 +89,7 @@ import (
 
 	"bridge/auth"
 	"bridge/drivers"
+	"bridge/drivers/flex"
 	"bridge/drivers/pacer"
 	"bridge/drivers/uploads"
 )
@@ -216,7 +217,7 @@ func classify(err error) error {
 		switch {
 		case errors.Is(err, auth.ErrNeedsLogin):
 			return fmt.Errorf("%w: %w", err, drivers.ErrAuthExpired)
-		case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded), hasKind(err):
+		case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded), drivers.HasKind(err):
 			return err
 		}
 		return fmt.Errorf("%w: %w", err, drivers.ErrUnavailable) // e.g. a failed refresh
@@ -248,18 +249,6 @@ func classify(err error) error {
 		kind = drivers.ErrUnavailable
 	}
 	return fmt.Errorf("%w: %w", ae, kind)
-}
-
-// hasKind reports whether err is classified already.
-func hasKind(err error) bool {
-	for _, k := range []error{drivers.ErrNotFound, drivers.ErrExist, drivers.ErrPermission, drivers.ErrQuota,
-		drivers.ErrTooLarge, drivers.ErrInvalidName, drivers.ErrNotSupported, drivers.ErrRateLimited,
-		drivers.ErrAuthExpired, drivers.ErrUnavailable} {
-		if errors.Is(err, k) {
-			return true
-		}
-	}
-	return false
 }
 
 // call sends one API request with the Bearer token and decodes data into
@@ -425,20 +414,20 @@ func (d *Driver) Root(ctx context.Context) (drivers.Object, error) {
 
 type listPage struct {
 	Folders []struct {
-		ID   flexID `json:"id"`
-		Name string `json:"name"`
+		ID   flex.ID `json:"id"`
+		Name string  `json:"name"`
 	} `json:"folders"`
 	Files []fileInfo `json:"files"`
-	Total flexInt    `json:"total"`
+	Total flex.Int   `json:"total"`
 }
 
 func (p listPage) len() int { return len(p.Folders) + len(p.Files) }
 
 type fileInfo struct {
-	ID   flexID  `json:"id"`
-	Name string  `json:"name"`
-	Size flexInt `json:"size"`
-	MD5  string  `json:"md5"`
+	ID   flex.ID  `json:"id"`
+	Name string   `json:"name"`
+	Size flex.Int `json:"size"`
+	MD5  string   `json:"md5"`
 }
 
 func (fi fileInfo) object() drivers.Object {
@@ -455,39 +444,6 @@ func isMD5(s string) bool {
 	}
 	_, err := hex.DecodeString(s)
 	return err == nil
-}
-
-// flexID is an id the document calls int; a JSON string is taken too.
-type flexID string
-
-func (f *flexID) UnmarshalJSON(b []byte) error {
-	s := strings.Trim(string(b), `"`)
-	if s == "null" {
-		s = ""
-	}
-	*f = flexID(s)
-	return nil
-}
-
-// flexInt is a number the document calls int; a JSON string is taken too.
-type flexInt int64
-
-func (f *flexInt) UnmarshalJSON(b []byte) error {
-	s := strings.Trim(string(b), `"`)
-	if s == "" || s == "null" {
-		*f = 0
-		return nil
-	}
-	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
-		*f = flexInt(n)
-		return nil
-	}
-	n, err := strconv.ParseFloat(s, 64)
-	if err != nil {
-		return err
-	}
-	*f = flexInt(n)
-	return nil
 }
 
 func (d *Driver) page(ctx context.Context, dir string, n int) (listPage, error) {
@@ -588,8 +544,8 @@ func (d *Driver) Link(ctx context.Context, file drivers.Ref) (drivers.Link, erro
 		return drivers.Link{}, fmt.Errorf("disktop: link %s: %w", file.Path, drivers.ErrNotFound)
 	}
 	var out struct {
-		URL       string  `json:"url"`
-		ExpiresIn flexInt `json:"expires_in"`
+		URL       string   `json:"url"`
+		ExpiresIn flex.Int `json:"expires_in"`
 	}
 	asked := d.now()
 	if err := d.call(ctx, http.MethodGet, d.url("/v1/files/"+url.PathEscape(id)+"/download", nil), nil, &out); err != nil {
@@ -611,7 +567,7 @@ func (d *Driver) Link(ctx context.Context, file drivers.Ref) (drivers.Link, erro
 // Mkdir creates a folder.
 func (d *Driver) Mkdir(ctx context.Context, parent drivers.Ref, name string) (drivers.Object, error) {
 	var out struct {
-		FolderID flexID `json:"folder_id"`
+		FolderID flex.ID `json:"folder_id"`
 	}
 	form := url.Values{"parent_path": {apiPath(parent.Path)}, "name": {name}}
 	if err := d.call(ctx, http.MethodPost, d.url("/v1/files/folder", nil), form, &out); err != nil {

@@ -27,56 +27,18 @@ import (
 	disktopfake "bridge/tests/fakes/disktop"
 )
 
-// testClock is the one clock of a test: the fake, the driver and its token
-// store read it, and tests move it instead of waiting.
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
-// syncBuffer is a log sink safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // env is a fake on loopback and a driver logged in to it.
 type env struct {
 	fake  *disktopfake.Fake
 	srv   *httptest.Server
-	clock *testClock
+	clock *drivertest.Clock
 	drv   *Driver
 	state string
-	logs  *syncBuffer
-	// sleeps records every wait the drivers asked for; onSleep, when set,
-	// runs at each (tests use it to act "while" the driver waits).
-	mu      sync.Mutex
-	sleeps  []time.Duration
-	onSleep func(d time.Duration)
+	logs  *drivertest.LogBuffer
+	// waits records every wait the drivers asked for (a test acts "while"
+	// the driver waits with waits.OnWait).
+	waits *drivertest.Waits
+	mu    sync.Mutex // for what a test's transport counts
 	// transport, when set, wraps every request of the drivers.
 	transport func(next http.RoundTripper) http.RoundTripper
 }
@@ -85,22 +47,14 @@ func newEnv(t *testing.T, chunk int64) *env {
 	t.Helper()
 	f := disktopfake.New()
 	f.ChunkSize = chunk
-	clock := &testClock{now: time.Unix(1_800_000_000, 0)}
+	clock := drivertest.NewClock(time.Unix(1_800_000_000, 0))
 	f.SetClock(clock.Now)
-	srv := httptest.NewServer(f.Handler())
-	t.Cleanup(srv.Close)
-	f.SetBaseURL(srv.URL)
+	srv := drivertest.Serve(t, f)
 	_, refresh := f.IssueToken()
-	e := &env{fake: f, srv: srv, clock: clock, state: t.TempDir(), logs: &syncBuffer{}}
+	e := &env{fake: f, srv: srv, clock: clock, state: t.TempDir(), logs: &drivertest.LogBuffer{},
+		waits: &drivertest.Waits{}}
 	// No credential the fake ever handed out may reach a log line.
-	t.Cleanup(func() {
-		logs := e.logs.String()
-		for _, secret := range f.Secrets() {
-			if strings.Contains(logs, secret) {
-				t.Errorf("a token or signature appears in the logs:\n%s", logs)
-			}
-		}
-	})
+	t.Cleanup(func() { e.logs.AssertNoSecrets(t, f.Secrets()) })
 	e.drv = e.open(t, refresh)
 	return e
 }
@@ -110,7 +64,7 @@ func (e *env) open(t *testing.T, seed string) *Driver {
 	t.Helper()
 	opts := map[string]any{"client_id": e.fake.ClientID, "client_secret": e.fake.ClientSecret,
 		"api_base": e.srv.URL, "refresh_token": seed}
-	client := &http.Client{Transport: roundTripper(func(r *http.Request) (*http.Response, error) {
+	client := &http.Client{Transport: drivertest.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
 		var next http.RoundTripper = e.srv.Client().Transport
 		if e.transport != nil {
 			next = e.transport(next)
@@ -128,29 +82,9 @@ func (e *env) open(t *testing.T, seed string) *Driver {
 	dd := d.(*Driver)
 	dd.now = e.clock.Now
 	dd.tokens.SetClock(e.clock.Now)
-	dd.sleep = func(ctx context.Context, d time.Duration) error { // no real waits in tests
-		e.mu.Lock()
-		e.sleeps = append(e.sleeps, d)
-		hook := e.onSleep
-		e.mu.Unlock()
-		if hook != nil {
-			hook(d)
-		}
-		return ctx.Err()
-	}
+	dd.sleep = e.waits.Sleep // no real waits in tests
 	return dd
 }
-
-type roundTripper func(*http.Request) (*http.Response, error)
-
-func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
-
-// envProvider is the env's fake as drivertest acts on it: Advance moves
-// the clock the fake, the driver and its token store share.
-type envProvider struct{ e *env }
-
-func (p envProvider) Restart()                { p.e.fake.Faults.Restart() }
-func (p envProvider) Advance(d time.Duration) { p.e.clock.Advance(d) }
 
 func TestConformance(t *testing.T) {
 	var envs []*env
@@ -162,7 +96,7 @@ func TestConformance(t *testing.T) {
 				e.drv.sleep = sleepCtx // a rate limit runs on real time: wait it out
 			}
 			envs = append(envs, e)
-			return e.drv, envProvider{e}
+			return e.drv, drivertest.SharedClock(e.fake.Faults, e.clock)
 		},
 		ChunkSize:      1 << 20,
 		PageSize:       pageLimit,
@@ -173,36 +107,12 @@ func TestConformance(t *testing.T) {
 	}
 }
 
-func root(t *testing.T, d *Driver) drivers.Ref {
-	o, err := d.Root(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return drivers.Ref{Path: "/", Object: o}
-}
-
-// listed finds name in dir's listing.
-func listed(t *testing.T, d *Driver, dir drivers.Ref, name string) drivers.Ref {
-	t.Helper()
-	objs, err := d.List(context.Background(), dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, o := range objs {
-		if o.Name == name {
-			return drivers.Ref{Path: strings.TrimSuffix(dir.Path, "/") + "/" + name, Object: o}
-		}
-	}
-	t.Fatalf("%s not in %s", name, dir.Path)
-	return drivers.Ref{}
-}
-
 func TestTenThousandEntriesCostFiftyListCalls(t *testing.T) {
 	e := newEnv(t, 1<<20)
 	for i := 0; i < 10000; i++ {
 		e.fake.Put(fmt.Sprintf("/big/f%05d", i), []byte("x"))
 	}
-	objs, err := e.drv.List(context.Background(), listed(t, e.drv, root(t, e.drv), "big"))
+	objs, err := e.drv.List(context.Background(), drivertest.Listed(t, e.drv, drivertest.Root(t, e.drv), "big"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,7 +128,7 @@ func TestDedupSendsNoBytes(t *testing.T) {
 	e := newEnv(t, 1<<20)
 	data := bytes.Repeat([]byte("dedup"), 300000)
 	e.fake.Put("/elsewhere.bin", data)
-	o, err := e.drv.Put(context.Background(), root(t, e.drv), "copy.bin", drivertest.NewUpload(data))
+	o, err := e.drv.Put(context.Background(), drivertest.Root(t, e.drv), "copy.bin", drivertest.NewUpload(data))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,7 +150,7 @@ func TestPartFailuresAreRetriedAndMissingPartsResent(t *testing.T) {
 	e.fake.Fail("part", http.StatusTooManyRequests, 1)
 	e.fake.Cut("part", 1)    // the connection breaks before the answer
 	e.fake.LoseParts(19, 20) // complete answers 425 until they are sent again
-	if _, err := e.drv.Put(context.Background(), root(t, e.drv), "big.bin", drivertest.NewUpload(data)); err != nil {
+	if _, err := e.drv.Put(context.Background(), drivertest.Root(t, e.drv), "big.bin", drivertest.NewUpload(data)); err != nil {
 		t.Fatal(err)
 	}
 	got, _ := e.fake.File("/big.bin")
@@ -257,7 +167,7 @@ func TestLostAnswerToCompleteIsCheckedNotRetried(t *testing.T) {
 	e := newEnv(t, 1<<20)
 	data := bytes.Repeat([]byte("c"), 3<<20)
 	e.fake.Cut("complete", 1) // the file is made; the answer breaks off
-	o, err := e.drv.Put(context.Background(), root(t, e.drv), "c.bin", drivertest.NewUpload(data))
+	o, err := e.drv.Put(context.Background(), drivertest.Root(t, e.drv), "c.bin", drivertest.NewUpload(data))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,7 +179,7 @@ func TestLostAnswerToCompleteIsCheckedNotRetried(t *testing.T) {
 	}
 	// A 502 from complete is retried, as the document says.
 	e.fake.Fail("complete", http.StatusBadGateway, 1)
-	if _, err := e.drv.Put(context.Background(), root(t, e.drv), "d.bin", drivertest.NewUpload(data[1:])); err != nil {
+	if _, err := e.drv.Put(context.Background(), drivertest.Root(t, e.drv), "d.bin", drivertest.NewUpload(data[1:])); err != nil {
 		t.Fatal(err)
 	}
 	if c := e.fake.Calls(); c["complete"] != 3 || c["abort"] != 0 {
@@ -280,11 +190,11 @@ func TestLostAnswerToCompleteIsCheckedNotRetried(t *testing.T) {
 func TestFailedOverwriteKeepsOldFileAndAborts(t *testing.T) {
 	e := newEnv(t, 1<<20)
 	e.fake.Put("/f.bin", []byte("old content"))
-	old := listed(t, e.drv, root(t, e.drv), "f.bin")
+	old := drivertest.Listed(t, e.drv, drivertest.Root(t, e.drv), "f.bin")
 	e.fake.Fail("part", http.StatusBadGateway, 100)
 	up := drivertest.NewUpload(bytes.Repeat([]byte("n"), 3<<20))
 	up.Replaces = &old.Object
-	if _, err := e.drv.Put(context.Background(), root(t, e.drv), "f.bin", up); !errors.Is(err, drivers.ErrUnavailable) {
+	if _, err := e.drv.Put(context.Background(), drivertest.Root(t, e.drv), "f.bin", up); !errors.Is(err, drivers.ErrUnavailable) {
 		t.Fatalf("upload with failing parts: %v, want ErrUnavailable", err)
 	}
 	if got, _ := e.fake.File("/f.bin"); string(got) != "old content" {
@@ -293,7 +203,7 @@ func TestFailedOverwriteKeepsOldFileAndAborts(t *testing.T) {
 	if e.fake.OpenUploads() != 0 || e.fake.Calls()["abort"] != 1 {
 		t.Fatalf("session not aborted: %v", e.fake.Calls())
 	}
-	listedNow, _ := e.drv.List(context.Background(), root(t, e.drv))
+	listedNow, _ := e.drv.List(context.Background(), drivertest.Root(t, e.drv))
 	if len(listedNow) != 1 {
 		t.Fatalf("a partial object is visible: %+v", listedNow)
 	}
@@ -302,7 +212,7 @@ func TestFailedOverwriteKeepsOldFileAndAborts(t *testing.T) {
 func TestOverwriteFailingAtTheRenameKeepsOldFile(t *testing.T) {
 	e := newEnv(t, 1<<20)
 	e.fake.Put("/f.bin", []byte("old content"))
-	old := listed(t, e.drv, root(t, e.drv), "f.bin")
+	old := drivertest.Listed(t, e.drv, drivertest.Root(t, e.drv), "f.bin")
 	up := drivertest.NewUpload([]byte("new content"))
 	up.Replaces = &old.Object
 	// The upload works; then the manage calls: the old file goes aside
@@ -310,7 +220,7 @@ func TestOverwriteFailingAtTheRenameKeepsOldFile(t *testing.T) {
 	// one gets its name back (6), the new one is deleted (7).
 	var manage int
 	e.transport = func(next http.RoundTripper) http.RoundTripper {
-		return roundTripper(func(r *http.Request) (*http.Response, error) {
+		return drivertest.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
 			if strings.HasSuffix(r.URL.Path, "/manage") {
 				e.mu.Lock()
 				manage++
@@ -324,13 +234,13 @@ func TestOverwriteFailingAtTheRenameKeepsOldFile(t *testing.T) {
 			return next.RoundTrip(r)
 		})
 	}
-	if _, err := e.drv.Put(context.Background(), root(t, e.drv), "f.bin", up); !errors.Is(err, drivers.ErrUnavailable) {
+	if _, err := e.drv.Put(context.Background(), drivertest.Root(t, e.drv), "f.bin", up); !errors.Is(err, drivers.ErrUnavailable) {
 		t.Fatalf("overwrite: %v, want ErrUnavailable", err)
 	}
 	if got, _ := e.fake.File("/f.bin"); string(got) != "old content" {
 		t.Fatalf("old file lost: %q", got)
 	}
-	if objs, _ := e.drv.List(context.Background(), root(t, e.drv)); len(objs) != 1 {
+	if objs, _ := e.drv.List(context.Background(), drivertest.Root(t, e.drv)); len(objs) != 1 {
 		t.Fatalf("left behind: %+v", objs)
 	}
 }
@@ -338,17 +248,17 @@ func TestOverwriteFailingAtTheRenameKeepsOldFile(t *testing.T) {
 func TestOverwriteReplacesContent(t *testing.T) {
 	e := newEnv(t, 1<<20)
 	e.fake.Put("/f.bin", []byte("old content"))
-	old := listed(t, e.drv, root(t, e.drv), "f.bin")
+	old := drivertest.Listed(t, e.drv, drivertest.Root(t, e.drv), "f.bin")
 	up := drivertest.NewUpload(bytes.Repeat([]byte("new"), 1<<20))
 	up.Replaces = &old.Object
-	o, err := e.drv.Put(context.Background(), root(t, e.drv), "f.bin", up)
+	o, err := e.drv.Put(context.Background(), drivertest.Root(t, e.drv), "f.bin", up)
 	if err != nil || o.Name != "f.bin" {
 		t.Fatalf("%+v %v", o, err)
 	}
 	if got, _ := e.fake.File("/f.bin"); !bytes.Equal(got, bytes.Repeat([]byte("new"), 1<<20)) {
 		t.Fatal("content not replaced")
 	}
-	if objs, _ := e.drv.List(context.Background(), root(t, e.drv)); len(objs) != 1 || objs[0].ID != o.ID {
+	if objs, _ := e.drv.List(context.Background(), drivertest.Root(t, e.drv)); len(objs) != 1 || objs[0].ID != o.ID {
 		t.Fatalf("listing after overwrite: %+v, put answered %+v", objs, o)
 	}
 }
@@ -361,7 +271,7 @@ func TestExpiredAccessTokenRefreshedAndRotationSurvivesRestart(t *testing.T) {
 	// rotated refresh token is saved before its access token is used.
 	var used []string
 	e.transport = func(next http.RoundTripper) http.RoundTripper {
-		return roundTripper(func(r *http.Request) (*http.Response, error) {
+		return drivertest.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
 			if bearer := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer "); bearer != "" {
 				var saved struct {
 					AccessToken string `json:"access_token"`
@@ -415,15 +325,7 @@ func TestConcurrentCallersRefreshOnce(t *testing.T) {
 	e.drv.Quota(ctx)
 	e.fake.ExpireAccessTokens()
 	before := e.fake.Calls()["token"]
-	errs := make(chan error, 8)
-	for i := 0; i < 8; i++ {
-		go func() { _, err := e.drv.Quota(ctx); errs <- err }()
-	}
-	for i := 0; i < 8; i++ {
-		if err := <-errs; err != nil {
-			t.Fatal(err)
-		}
-	}
+	drivertest.Concurrently(t, 8, func() error { _, err := e.drv.Quota(ctx); return err })
 	if n := e.fake.Calls()["token"] - before; n != 1 {
 		t.Fatalf("%d refreshes for 8 concurrent callers, want 1", n)
 	}
@@ -434,7 +336,7 @@ func TestRevokedRefreshTokenNeedsLogin(t *testing.T) {
 	ctx := context.Background()
 	e.drv.Quota(ctx)
 	e.fake.RevokeRefreshTokens()
-	_, err := e.drv.List(ctx, root(t, e.drv))
+	_, err := e.drv.List(ctx, drivertest.Root(t, e.drv))
 	if !errors.Is(err, drivers.ErrAuthExpired) || !strings.Contains(err.Error(), "login") {
 		t.Fatalf("revoked: %v", err)
 	}
@@ -449,10 +351,8 @@ func TestRevokedRefreshTokenNeedsLogin(t *testing.T) {
 	if n := strings.Count(e.logs.String(), "bridge login -config FILE /disktop"); n != 1 {
 		t.Fatalf("%d needs-login log lines, want exactly 1:\n%s", n, e.logs.String())
 	}
-	for _, secret := range e.fake.Secrets() {
-		if strings.Contains(err.Error(), secret) {
-			t.Fatalf("a secret in the error: %v", err)
-		}
+	if !e.logs.AssertNoSecrets(t, e.fake.Secrets(), err) {
+		t.FailNow()
 	}
 	// `bridge login` (another process) writes new tokens: the running
 	// mount recovers without a restart.
@@ -469,7 +369,7 @@ func TestRevokedRefreshTokenNeedsLogin(t *testing.T) {
 func TestFailedMoveKeepsTheOldName(t *testing.T) {
 	e := newEnv(t, 1<<20)
 	e.fake.Put("/a.txt", []byte("a"))
-	a := listed(t, e.drv, root(t, e.drv), "a.txt")
+	a := drivertest.Listed(t, e.drv, drivertest.Root(t, e.drv), "a.txt")
 	gone := drivers.Ref{Path: "/gone", Object: drivers.Object{Name: "gone", ID: "d999", IsDir: true}}
 	if _, err := e.drv.Move(context.Background(), a, gone, "b.txt"); !errors.Is(err, drivers.ErrNotFound) {
 		t.Fatalf("move into a missing folder: %v", err)
@@ -506,7 +406,7 @@ func TestNeedsLoginThroughTheBridge(t *testing.T) {
 func TestLinkExpiresAndHonoursRange(t *testing.T) {
 	e := newEnv(t, 1<<20)
 	e.fake.Put("/v.bin", []byte("0123456789"))
-	l, err := e.drv.Link(context.Background(), listed(t, e.drv, root(t, e.drv), "v.bin"))
+	l, err := e.drv.Link(context.Background(), drivertest.Listed(t, e.drv, drivertest.Root(t, e.drv), "v.bin"))
 	if err != nil || !l.ClientSafe || !l.Expires.Equal(e.clock.Now().Add(600*time.Second)) {
 		t.Fatalf("link %+v %v", l, err)
 	}
@@ -533,7 +433,7 @@ func TestLinkExpiresAndHonoursRange(t *testing.T) {
 func TestErrorsAreClassified(t *testing.T) {
 	e := newEnv(t, 1<<20)
 	ctx := context.Background()
-	r := root(t, e.drv)
+	r := drivertest.Root(t, e.drv)
 	e.fake.Put("/a.txt", []byte("a"))
 	if _, err := e.drv.Mkdir(ctx, r, "a.txt"); !errors.Is(err, drivers.ErrExist) {
 		t.Fatalf("mkdir over a file: %v", err)
@@ -645,9 +545,9 @@ func deviceLogin(t *testing.T, e *env, approve func(code string, n int, wait tim
 	t.Helper()
 	e.state = t.TempDir()
 	d := e.open(t, "") // no token yet
-	out := &syncBuffer{}
+	out := &drivertest.LogBuffer{}
 	n := 0
-	e.onSleep = func(wait time.Duration) {
+	e.waits.OnWait(func(wait time.Duration) {
 		n++
 		s := out.String()
 		i := strings.Index(s, "enter the code ")
@@ -658,9 +558,9 @@ func deviceLogin(t *testing.T, e *env, approve func(code string, n int, wait tim
 		var code string
 		fmt.Sscan(s[i+len("enter the code "):], &code)
 		approve(code, n, wait)
-	}
+	})
 	err := d.Login(context.Background(), out, drivers.LoginOptions{})
-	e.onSleep = nil
+	e.waits.OnWait(nil)
 	return d, out.String(), err
 }
 
@@ -841,7 +741,7 @@ func TestUploadHoldsNoPartBuffers(t *testing.T) {
 	up := drivertest.NewUpload(data)
 	body := &maxReadAt{r: up.Body}
 	up.Body = body
-	if _, err := e.drv.Put(t.Context(), root(t, e.drv), "big.bin", up); err != nil {
+	if _, err := e.drv.Put(t.Context(), drivertest.Root(t, e.drv), "big.bin", up); err != nil {
 		t.Fatal(err)
 	}
 	if c := e.fake.Calls(); c["part"] < int(len(data)/chunk) {

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"bridge/drivers"
+	"bridge/drivers/flex"
 )
 
 // Login implements drivers.Loginer: the device-code flow by default (a
@@ -110,11 +111,11 @@ func (d *Driver) deviceToken(ctx context.Context, deviceCode string) (*oauth2.To
 	}
 	defer resp.Body.Close()
 	type answer struct {
-		Error        string  `json:"error"`
-		AccessToken  string  `json:"access_token"`
-		RefreshToken string  `json:"refresh_token"`
-		TokenType    string  `json:"token_type"`
-		ExpiresIn    flexInt `json:"expires_in"`
+		Error        string   `json:"error"`
+		AccessToken  string   `json:"access_token"`
+		RefreshToken string   `json:"refresh_token"`
+		TokenType    string   `json:"token_type"`
+		ExpiresIn    flex.Int `json:"expires_in"`
 	}
 	var a struct {
 		answer

@@ -4,15 +4,14 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"bridge/drivers"
+	"bridge/drivers/drivertest"
 	disktopfake "bridge/tests/fakes/disktop"
 )
 
@@ -24,24 +23,16 @@ type pacerEnv struct {
 	// rewrite, when set, edits every answer (headers a fake cannot make).
 	rewrite func(*http.Response)
 
-	mu         sync.Mutex
-	callWaits  []time.Duration
-	tokenWaits []time.Duration
+	callWaits, tokenWaits drivertest.Waits
 }
-
-type rtFunc func(*http.Request) (*http.Response, error)
-
-func (f rtFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 func newPacerEnv(t *testing.T) *pacerEnv {
 	t.Helper()
 	f := disktopfake.New()
-	srv := httptest.NewServer(f.Handler())
-	t.Cleanup(srv.Close)
-	f.SetBaseURL(srv.URL)
+	srv := drivertest.Serve(t, f)
 	_, refresh := f.IssueToken()
 	e := &pacerEnv{fake: f}
-	client := &http.Client{Transport: rtFunc(func(r *http.Request) (*http.Response, error) {
+	client := &http.Client{Transport: drivertest.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
 		resp, err := srv.Client().Transport.RoundTrip(r)
 		if err == nil && e.rewrite != nil {
 			e.rewrite(resp)
@@ -59,24 +50,13 @@ func newPacerEnv(t *testing.T) *pacerEnv {
 		t.Fatal(err)
 	}
 	e.drv = d.(*Driver)
-	e.drv.sleep = e.recorder(&e.callWaits)
-	e.drv.tokens.SetSleep(e.recorder(&e.tokenWaits))
+	e.drv.sleep = e.callWaits.Sleep
+	e.drv.tokens.SetSleep(e.tokenWaits.Sleep)
 	return e
 }
 
-func (e *pacerEnv) recorder(into *[]time.Duration) func(context.Context, time.Duration) error {
-	return func(ctx context.Context, d time.Duration) error {
-		e.mu.Lock()
-		*into = append(*into, d)
-		e.mu.Unlock()
-		return ctx.Err()
-	}
-}
-
 func (e *pacerEnv) waits() (calls, tokens []time.Duration) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return append([]time.Duration(nil), e.callWaits...), append([]time.Duration(nil), e.tokenWaits...)
+	return e.callWaits.Asked(), e.tokenWaits.Asked()
 }
 
 func sandboxRoot() drivers.Ref {

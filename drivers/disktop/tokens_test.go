@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"bridge/drivers/drivertest"
 	"bridge/tests/fakes/faults"
 )
 
@@ -16,7 +17,7 @@ func TestShortTokensAreNotRefreshedPerCall(t *testing.T) {
 	e := newEnv(t, 1<<20)
 	e.fake.Faults.SetConfig(faults.Config{TokenTTL: 120 * time.Second})
 	ctx := context.Background()
-	r := root(t, e.drv)
+	r := drivertest.Root(t, e.drv)
 	start := e.fake.Calls()["token"]
 	for step := time.Duration(0); step < 10*time.Minute; step += 5 * time.Second {
 		if _, err := e.drv.List(ctx, r); err != nil {

@@ -10,16 +10,17 @@ import (
 	"strconv"
 
 	"bridge/drivers"
+	"bridge/drivers/flex"
 	"bridge/drivers/uploads"
 )
 
 type precreateAnswer struct {
-	Instant    bool    `json:"instant_upload"`
-	FileID     flexID  `json:"file_id"`
-	UploadID   string  `json:"upload_id"`
-	Endpoint   string  `json:"endpoint"`
-	ChunkSize  flexInt `json:"chunk_size"`
-	TotalParts flexInt `json:"total_parts"`
+	Instant    bool     `json:"instant_upload"`
+	FileID     flex.ID  `json:"file_id"`
+	UploadID   string   `json:"upload_id"`
+	Endpoint   string   `json:"endpoint"`
+	ChunkSize  flex.Int `json:"chunk_size"`
+	TotalParts flex.Int `json:"total_parts"`
 }
 
 // Put uploads a finished temp file.
@@ -62,7 +63,7 @@ func (d *Driver) upload(ctx context.Context, parent drivers.Ref, name string, up
 		return drivers.Object{}, fmt.Errorf("disktop: upload %s: precreate gave no session: %w", p, drivers.ErrUnavailable)
 	}
 	if want := (up.Size + int64(pc.ChunkSize) - 1) / max(int64(pc.ChunkSize), 1); pc.TotalParts == 0 {
-		pc.TotalParts = flexInt(want) // tolerated: computed from chunk_size
+		pc.TotalParts = flex.Int(want) // tolerated: computed from chunk_size
 	} else if int64(pc.TotalParts) != want {
 		d.abort(pc)
 		return drivers.Object{}, fmt.Errorf("disktop: upload %s: precreate's total_parts %d does not match chunk_size: %w",
@@ -90,7 +91,7 @@ func (d *Driver) upload(ctx context.Context, parent drivers.Ref, name string, up
 
 // sendAndComplete sends every part (in parallel), then completes; a 425
 // (parts missing) is answered by asking /parts and sending what is missing.
-func (d *Driver) sendAndComplete(ctx context.Context, up drivers.Upload, pc precreateAnswer) (flexID, error) {
+func (d *Driver) sendAndComplete(ctx context.Context, up drivers.Upload, pc precreateAnswer) (flex.ID, error) {
 	all := make([]int, int(pc.TotalParts))
 	for i := range all {
 		all[i] = i + 1
@@ -101,7 +102,7 @@ func (d *Driver) sendAndComplete(ctx context.Context, up drivers.Upload, pc prec
 			return "", err
 		}
 		var done struct {
-			FileID flexID `json:"file_id"`
+			FileID flex.ID `json:"file_id"`
 		}
 		err := d.call(ctx, http.MethodPost, pc.Endpoint+"/u/"+url.PathEscape(pc.UploadID)+"/complete", url.Values{}, &done)
 		var ae *apiError

@@ -5,7 +5,6 @@
 package bridgecheck_test
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net/http"
@@ -24,19 +23,17 @@ import (
 
 func TestBridgeAnswers(t *testing.T) {
 	f := cloudrevefake.New()
-	fs := httptest.NewServer(f.Handler())
-	defer fs.Close()
-	f.SetBaseURL(fs.URL)
-	var logs bytes.Buffer
+	fs := drivertest.Serve(t, f)
+	logs := &drivertest.LogBuffer{}
 	opts := map[string]any{"base_url": fs.URL, "username": f.User, "password": f.Password}
 	d, err := cloudreve.New(context.Background(), drivers.Config{
-		MountPath: "/c", StateDir: t.TempDir(), HTTPClient: fs.Client(), Logger: zerolog.New(zerolog.SyncWriter(&logs)),
+		MountPath: "/c", StateDir: t.TempDir(), HTTPClient: fs.Client(), Logger: zerolog.New(logs),
 		Decode: drivertest.DecodeOptions(opts),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := davfs.New(davfs.Options{TempDir: t.TempDir(), Logger: zerolog.New(zerolog.SyncWriter(&logs)),
+	s, err := davfs.New(davfs.Options{TempDir: t.TempDir(), Logger: zerolog.New(logs),
 		Mounts: []davfs.Mount{{Path: "/c", Driver: d, Redirect: true}}})
 	if err != nil {
 		t.Fatal(err)
@@ -90,9 +87,7 @@ func TestBridgeAnswers(t *testing.T) {
 	if resp.StatusCode != http.StatusFound || !strings.HasPrefix(loc, fs.URL+"/api/v3/file/download/") {
 		t.Fatalf("GET: %d Location %q", resp.StatusCode, loc)
 	}
-	for _, secret := range f.Secrets() {
-		if secret != "" && strings.Contains(logs.String(), secret) {
-			t.Fatalf("a secret (%.4s...) is in the logs", secret)
-		}
+	if !logs.AssertNoSecrets(t, f.Secrets()) {
+		t.FailNow()
 	}
 }

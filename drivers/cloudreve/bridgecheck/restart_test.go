@@ -31,9 +31,7 @@ type restartEnv struct {
 func newRestartEnv(t *testing.T) *restartEnv {
 	t.Helper()
 	f := cloudrevefake.New()
-	fs := httptest.NewServer(f.Handler())
-	t.Cleanup(fs.Close)
-	f.SetBaseURL(fs.URL)
+	fs := drivertest.Serve(t, f)
 	opts := map[string]any{"base_url": fs.URL, "username": f.User, "password": f.Password}
 	d, err := cloudreve.New(context.Background(), drivers.Config{
 		MountPath: "/c", StateDir: t.TempDir(), HTTPClient: fs.Client(), Logger: zerolog.Nop(),
@@ -69,20 +67,7 @@ func (e *restartEnv) put(t *testing.T, p string, data []byte) {
 // as a client does) and returns the status and body.
 func (e *restartEnv) get(t *testing.T, p, rng string) (int, []byte) {
 	t.Helper()
-	req, _ := http.NewRequest("GET", e.hs.URL+p, nil)
-	if rng != "" {
-		req.Header.Set("Range", rng)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("GET %s: body broke off after %d bytes: %v", p, len(b), err)
-	}
-	return resp.StatusCode, b
+	return drivertest.Get(t, e.hs.URL+p, rng)
 }
 
 // TestRestartedProviderNeverServesItsErrorAsTheFile: after the server
