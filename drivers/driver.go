@@ -127,6 +127,12 @@ type Features struct {
 	// looks the ID up when it needs one). The bridge then lists a cold
 	// folder directly instead of listing each of its ancestors first.
 	ListsByPath bool
+	// ReadOnly, when set, says why nothing can be written to this mount (a
+	// share link someone else owns): the bridge refuses every write with 403
+	// and this reason before calling the driver, and OPTIONS offers no
+	// writing method. The driver's write methods may then return
+	// ErrPermission without further work.
+	ReadOnly string
 	// ProxyOnly, when set, says why this provider's links must never be
 	// handed to a WebDAV client (they carry the account's token, or a
 	// dead one answers with a page instead of an error): download =
