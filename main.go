@@ -30,8 +30,11 @@ import (
 	"bridge/config"
 	"bridge/drivers"
 	"bridge/drivers/cloudreve"
+	"bridge/drivers/disccloud"
 	"bridge/drivers/disktop"
+	"bridge/drivers/gokuai"
 	"bridge/drivers/local"
+	"bridge/drivers/terabox"
 	"bridge/metrics"
 )
 
@@ -45,6 +48,9 @@ func driverFactories() map[string]drivers.Factory {
 		local.Name:     local.New,
 		disktop.Name:   disktop.New,
 		cloudreve.Name: cloudreve.New,
+		disccloud.Name: disccloud.New,
+		gokuai.Name:    gokuai.New,
+		terabox.Name:   terabox.New,
 	}
 }
 
@@ -93,7 +99,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "check-config":
 		err = checkConfigCmd(ctx, args, stdout)
 	case "login":
-		err = loginCmd(ctx, args, stdout, stderr)
+		err = loginCmd(ctx, args, stdin, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "bridge", version)
 	case "help", "-h", "-help", "--help":
@@ -167,7 +173,7 @@ func checkConfigCmd(ctx context.Context, args []string, stdout io.Writer) error 
 	return nil
 }
 
-func loginCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func loginCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlagSet("login", stderr)
 	file := fs.String("config", "", "configuration file")
 	authCode := fs.Bool("auth-code", false, "use the authorization-code flow with PKCE on a loopback redirect instead of the device code")
@@ -196,7 +202,7 @@ func loginCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if !ok {
 			return fmt.Errorf("mount %s (driver %s) has no interactive login", m.Path, m.Driver)
 		}
-		return l.Login(ctx, stdout, drivers.LoginOptions{AuthCode: *authCode})
+		return l.Login(ctx, stdout, drivers.LoginOptions{AuthCode: *authCode, In: stdin})
 	}
 	return usageError{fmt.Sprintf("no mount %q in %s", fs.Arg(0), *file)}
 }

@@ -92,6 +92,51 @@ driver = "local"
 	}
 }
 
+// Drivers whose links carry the account's token (TeraBox) or fail with a
+// page (DiscCloud) cannot redirect clients: check-config says so, naming
+// the reason, instead of letting every download fail later.
+func TestCheckConfigRefusesRedirectWhereLinksAreNotClientSafe(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "c.toml")
+	src := `[[users]]
+name = "a"
+password_hash = "$2a$04$abcdefghijklmnopqrstuu5vO.R6BZhNGuuX6pDk6YVyRMbB8Z8zGK"
+mounts = ["*"]
+[[mounts]]
+path = "/tb"
+driver = "terabox"
+download = "redirect"
+[mounts.options]
+client_id = "id"
+client_secret = "secret"
+private_secret = "private"
+app_name = "app"
+[[mounts]]
+path = "/dc"
+driver = "disccloud"
+download = "redirect"
+[mounts.options]
+api_base = "https://files.example/api/v2/"
+key1 = "k1"
+key2 = "k2"
+`
+	if err := os.WriteFile(file, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ := runCLI(t, "", "check-config", file)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1:\n%s", code, out)
+	}
+	for _, want := range []string{`mounts[0].download: "redirect" cannot work with driver "terabox": its download links work only with the account's access token`,
+		`mounts[1].download: "redirect" cannot work with driver "disccloud"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q in:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "secret") || strings.Contains(out, "k2") {
+		t.Errorf("a secret in the output:\n%s", out)
+	}
+}
+
 func TestVersionAndUnknownCommand(t *testing.T) {
 	if code, out, _ := runCLI(t, "", "version"); code != 0 || !strings.HasPrefix(out, "bridge ") {
 		t.Fatalf("version: %d %q", code, out)

@@ -160,7 +160,7 @@ func newDriver(ctx context.Context, c *config.Config, i int, log zerolog.Logger,
 		MountPath:    m.Path,
 		StateDir:     dir,
 		Decode:       func(v any) error { return c.DecodeOptions(i, v) },
-		HTTPClient:   &http.Client{Transport: countRequests(mtr, m.Path, http.DefaultTransport.(*http.Transport).Clone())},
+		HTTPClient:   &http.Client{Transport: countRequests(mtr, m.Path, providerTransport())},
 		Logger:       log.With().Str("mount", m.Path).Logger(),
 		LoginCommand: loginCommand(c.File(), m.Path),
 	})
@@ -226,6 +226,12 @@ func checkMountOptions(ctx context.Context, c *config.Config) error {
 			HTTPClient: &http.Client{Transport: noNetwork{}},
 			Logger:     zerolog.Nop(),
 		})
+		if err == nil && m.Download == config.DownloadRedirect {
+			if why := drv.Features().ProxyOnly; why != "" {
+				probs = append(probs, c.Problem(fmt.Sprintf("mounts[%d].download", i),
+					fmt.Sprintf("%q cannot work with driver %q: %s; use %q", m.Download, m.Driver, why, config.DownloadProxy)))
+			}
+		}
 		if cl, ok := drv.(drivers.Closer); ok && err == nil {
 			cl.Close()
 		}
@@ -243,6 +249,17 @@ func checkMountOptions(ctx context.Context, c *config.Config) error {
 		return probs
 	}
 	return nil
+}
+
+// providerTransport is the HTTP transport for provider calls and link
+// reads: Go's default, but keeping as many idle connections per provider
+// host as rclone runs transfers (the default 2 would open a new connection
+// for most parallel reads). Its buffers stay small: every kept connection
+// holds them, and large reads bypass them anyway.
+func providerTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = 32
+	return t
 }
 
 // buildHandler wires config → drivers → davfs → auth → request log.
@@ -264,6 +281,10 @@ func buildHandler(ctx context.Context, c *config.Config, log zerolog.Logger) (ht
 		if cl, ok := drv.(drivers.Closer); ok {
 			closers = append(closers, cl)
 		}
+		if why := drv.Features().ProxyOnly; why != "" && m.Download == config.DownloadRedirect {
+			closeAll()
+			return nil, nil, fmt.Errorf("%s: download = %q cannot work with driver %q: %s", m.Path, m.Download, m.Driver, why)
+		}
 		mounts = append(mounts, davfs.Mount{
 			Path:                m.Path,
 			Driver:              drv,
@@ -283,7 +304,7 @@ func buildHandler(ctx context.Context, c *config.Config, log zerolog.Logger) (ht
 	closers = append(closers, props)
 	dav, err := davfs.New(davfs.Options{
 		Metrics:          mtr,
-		HTTPClient:       &http.Client{Transport: countRequests(mtr, "", http.DefaultTransport.(*http.Transport).Clone())},
+		HTTPClient:       &http.Client{Transport: countRequests(mtr, "", providerTransport())},
 		Props:            props.WithLimits(deadprops.Limits{RequestBytes: c.Server.MaxProppatchBytes, ResourceBytes: c.Server.MaxPropsBytes}),
 		Mounts:           mounts,
 		TempDir:          c.Server.TempDir,

@@ -89,6 +89,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer func() {
 		for _, f := range fakes {
 			f.srv.Close()
+			f.started.Release()
 		}
 	}()
 	if err != nil {
@@ -158,6 +159,7 @@ func hostileNote(hostile bool) string {
 type fake struct {
 	name, title, url string
 	srv              *http.Server
+	started          fakemounts.Started
 }
 
 // startFakes serves every provider fake on its own loopback port, each in
@@ -172,15 +174,15 @@ func startFakes(profile faults.Config) ([]fake, []fakemounts.Mount, error) {
 			return fakes, nil, fmt.Errorf("%s fake: listen: %w", p.Name, err)
 		}
 		url := "http://" + ln.Addr().String()
-		handler, opts, err := p.Start(url, profile)
+		started, err := p.Start(url, profile)
 		if err != nil {
 			ln.Close()
 			return fakes, nil, fmt.Errorf("%s fake: %w", p.Name, err)
 		}
-		srv := &http.Server{Handler: handler}
+		srv := &http.Server{Handler: started.Handler}
 		go srv.Serve(ln)
-		fakes = append(fakes, fake{name: p.Name, title: p.Title, url: url, srv: srv})
-		mounts = append(mounts, fakemounts.Mount{Path: "/" + p.Name, Driver: p.Name, Options: opts})
+		fakes = append(fakes, fake{name: p.Name, title: p.Title, url: url, srv: srv, started: started})
+		mounts = append(mounts, fakemounts.Mount{Path: "/" + p.Name, Driver: p.Name, Options: started.Options})
 	}
 	return fakes, mounts, nil
 }

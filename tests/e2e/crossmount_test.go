@@ -157,3 +157,42 @@ func TestManyEntries(t *testing.T) {
 		}
 	})
 }
+
+// TestCopyIntoDiscCloudByURLImport: a COPY from a mount whose links may be
+// handed out (Disk.Top) into DiscCloud is the site's url_upload_add: the
+// site fetches the file itself, and no byte passes through the bridge.
+func TestCopyIntoDiscCloudByURLImport(t *testing.T) {
+	b := startShared(t)
+	var src, dst *Mount
+	for i := range b.mounts {
+		switch b.mounts[i].Path {
+		case "/disktop":
+			src = &b.mounts[i]
+		case "/disccloud":
+			dst = &b.mounts[i]
+		}
+	}
+	if src == nil || dst == nil || dst.UploadBytes == nil {
+		t.Fatal("the /disktop and /disccloud mounts are part of the harness")
+	}
+	watch(t, b)
+	data := randomBytes(3<<20 + 5)
+	if resp, _ := b.admin(t, "PUT", "/disktop/import-src.bin", data); resp.StatusCode != 201 && resp.StatusCode != 204 {
+		t.Fatalf("PUT: %d", resp.StatusCode)
+	}
+	before := dst.UploadBytes()
+	resp, _ := b.admin(t, "COPY", "/disktop/import-src.bin", nil, "Destination", b.url+"/disccloud/imported.bin", "Overwrite", "T")
+	if resp.StatusCode != 201 && resp.StatusCode != 204 {
+		t.Fatalf("COPY into DiscCloud: %d", resp.StatusCode)
+	}
+	if n := dst.UploadBytes() - before; n != 0 {
+		t.Fatalf("%d bytes were uploaded to DiscCloud: the copy went through the bridge", n)
+	}
+	if got, err := dst.Backing("imported.bin"); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("the imported file behind the bridge: %v, %d bytes", err, len(got))
+	}
+	if resp, got := b.get(t, adminUser, adminPass, "/disccloud/imported.bin"); resp.StatusCode != 200 || !bytes.Equal(got, data) {
+		t.Fatalf("GET the imported file: %d, %d bytes", resp.StatusCode, len(got))
+	}
+	keep(*dst, "imported.bin", data)
+}

@@ -10,6 +10,7 @@ package e2e
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -25,8 +26,11 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	cloudrevefake "bridge/tests/fakes/cloudreve"
+	disccloudfake "bridge/tests/fakes/disccloud"
 	disktopfake "bridge/tests/fakes/disktop"
 	"bridge/tests/fakes/faults"
+	gokuaifake "bridge/tests/fakes/gokuai"
+	teraboxfake "bridge/tests/fakes/terabox"
 )
 
 // Mount is one mount of the bridge under test.
@@ -56,6 +60,18 @@ type Mount struct {
 	// odd-name trees leave names holding them out for this mount, and
 	// TestForbiddenNames checks that the bridge refuses them cleanly.
 	ForbiddenChars string
+	// TrimsSpaces: the provider strips spaces around names, so names
+	// with them are left out of the odd-name trees.
+	TrimsSpaces bool
+	// UploadBytes, when set, counts the bytes the provider's upload
+	// endpoints have received: a copy the provider made by itself adds none.
+	UploadBytes func() int64
+	// Secrets, when set, returns every token the provider handed out so
+	// far: none may appear in the bridge's log or in any answer.
+	Secrets func() []string
+	// PendingEmpties: the provider stores no empty files; the bridge
+	// keeps them itself, so nothing is behind it to compare.
+	PendingEmpties bool
 	// Faults is the fault layer of a fake that runs the hostile profile
 	// (faults.Hostile); nil for a kind one. forEachMount restarts such a
 	// provider before every test.
@@ -110,6 +126,13 @@ func testMounts() []Mount {
 		// and a restart before every test.
 		cloudreveMount("/cloudreve-hostile", "", true),
 		disktopMount("/disktop-hostile", "", true),
+		disccloudMount("/disccloud", false),
+		disccloudMount("/disccloud-hostile", true),
+		gokuaiMount("/gokuai", "", false),
+		gokuaiMount("/gokuai-redirect", "redirect", false),
+		gokuaiMount("/gokuai-hostile", "", true),
+		teraboxMount("/terabox", false),
+		teraboxMount("/terabox-hostile", true),
 	}
 }
 
@@ -180,6 +203,105 @@ func disktopMount(path, download string, hostile bool) Mount {
 			return nil, os.ErrNotExist
 		},
 		ForbiddenChars: `\:*?"<>|`,
+	}
+}
+
+// disccloudMount is a DiscCloud (YetiShare) mount behind a fake of its
+// own. Its links are never handed to clients, so it has no redirect twin.
+func disccloudMount(path string, hostile bool) Mount {
+	dc := disccloudfake.New()
+	return Mount{
+		Faults:        hostileLayer(dc.Faults, hostile),
+		Path:          path,
+		Driver:        "disccloud",
+		Litmus:        litmusFor(""),
+		KeepsModTimes: true, // the site keeps upload times only; the bridge keeps the client's
+		Setup: func() (map[string]any, error) {
+			srv := httptest.NewServer(dc.Handler())
+			fakeServers = append(fakeServers, srv)
+			dc.SetBaseURL(srv.URL)
+			providerSecrets = append(providerSecrets, dc.Secrets()...)
+			return map[string]any{"api_base": dc.APIBase(), "key1": dc.Key1, "key2": dc.Key2}, nil
+		},
+		Backing: func(rel string) ([]byte, error) {
+			if b, ok := dc.File("/" + rel); ok {
+				return b, nil
+			}
+			return nil, os.ErrNotExist
+		},
+		ForbiddenChars: `"\<`,
+		TrimsSpaces:    true,
+		PendingEmpties: true,
+		Secrets:        dc.Secrets,
+		UploadBytes:    dc.UploadBytes,
+	}
+}
+
+// gokuaiMount is a Gokuai mount of the fake's team library ("library"
+// option: the clients here write at the mount root, which in the
+// all-libraries view holds only libraries; TestGokuaiLibraries drives that
+// view).
+func gokuaiMount(path, download string, hostile bool) Mount {
+	gk := gokuaifake.New()
+	return Mount{
+		Faults:        hostileLayer(gk.Faults, hostile),
+		Path:          path,
+		Driver:        "gokuai",
+		Download:      download,
+		Litmus:        litmusFor(download),
+		KeepsModTimes: true, // the provider keeps none; the bridge does
+		Setup: func() (map[string]any, error) {
+			srv := httptest.NewServer(gk.Handler())
+			fakeServers = append(fakeServers, srv)
+			gk.SetBaseURL(srv.URL)
+			providerSecrets = append(providerSecrets, gk.Password, gk.ClientSecret)
+			return map[string]any{"base_url": srv.URL, "client_id": gk.ClientID, "client_secret": gk.ClientSecret,
+				"username": gk.Username, "password": gk.Password, "library": "Team"}, nil
+		},
+		Backing: func(rel string) ([]byte, error) {
+			if b, ok := gk.File("/Team/" + rel); ok {
+				return b, nil
+			}
+			return nil, os.ErrNotExist
+		},
+		ForbiddenChars: `\:*?"<>|`,
+		Secrets:        gk.Secrets,
+	}
+}
+
+// teraboxMount is a TeraBox mount behind a fake of its own, whose API and
+// upload hosts are servers of their own (tokeninfo hands out domains that
+// differ from the OAuth host). Its links carry the access token, so it has
+// no redirect twin.
+func teraboxMount(path string, hostile bool) Mount {
+	tb := teraboxfake.New()
+	return Mount{
+		Faults:        hostileLayer(tb.Faults, hostile),
+		Path:          path,
+		Driver:        "terabox",
+		Litmus:        litmusFor(""),
+		KeepsModTimes: true, // the provider shows its own times; the bridge keeps the client's
+		Setup: func() (map[string]any, error) {
+			www := httptest.NewServer(tb.Handler())
+			api := httptest.NewServer(tb.Handler())
+			upload := httptest.NewServer(tb.Handler())
+			fakeServers = append(fakeServers, www, api, upload)
+			tb.SetBaseURL(www.URL)
+			tb.SetDomains(strings.TrimPrefix(api.URL, "http://"), strings.TrimPrefix(upload.URL, "http://"))
+			_, refresh := tb.IssueToken()
+			providerSecrets = append(providerSecrets, refresh, tb.ClientSecret, tb.PrivateSecret)
+			return map[string]any{"client_id": tb.ClientID, "client_secret": tb.ClientSecret,
+				"private_secret": tb.PrivateSecret, "app_name": tb.AppName, "base_url": www.URL,
+				"refresh_token": refresh}, nil
+		},
+		Backing: func(rel string) ([]byte, error) {
+			if b, ok := tb.File("/" + rel); ok {
+				return b, nil
+			}
+			return nil, os.ErrNotExist
+		},
+		ForbiddenChars: `\:*?"<>|`,
+		Secrets:        tb.Secrets,
 	}
 }
 
@@ -383,6 +505,15 @@ func startBridge(dir string, mounts []Mount, server map[string]any) (*bridge, er
 	logs := &syncBuffer{}
 	cmd := exec.Command(bridgeBin, "serve", "-config", cfgFile)
 	cmd.Stdout, cmd.Stderr = logs, logs
+	if name := os.Getenv("E2E_BRIDGE_LOG"); name != "" {
+		// For debugging a hang: the whole log (and a SIGQUIT's goroutine
+		// dump) lands in this file as it is written.
+		f, err := os.OpenFile(name, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			return nil, err
+		}
+		cmd.Stdout, cmd.Stderr = io.MultiWriter(logs, f), io.MultiWriter(logs, f)
+	}
 	dieWithTest(cmd)
 	if err := cmd.Start(); err != nil {
 		return nil, err
@@ -451,7 +582,9 @@ func (b *bridge) request(t *testing.T, user, pass, method, path string, body []b
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
-	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	// A bound, so that a request the bridge never answers fails its test
+	// with the log instead of hanging the whole run until its timeout.
+	client := &http.Client{Timeout: 3 * time.Minute, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)

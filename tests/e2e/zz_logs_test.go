@@ -15,8 +15,14 @@ func TestZZLogsHoldNoSecrets(t *testing.T) {
 	if !strings.Contains(logs, `"method":"PROPFIND"`) || !strings.Contains(logs, `"user":"admin"`) {
 		t.Fatalf("request log lines missing:\n%.2000s", logs)
 	}
-	for _, secret := range append([]string{adminPass, readerPass, limitedPass, "Basic ", "Authorization", "sig=", "sign="}, providerSecrets...) {
-		if strings.Contains(logs, secret) {
+	secrets := append([]string{adminPass, readerPass, limitedPass, "Basic ", "Authorization", "sig=", "sign="}, providerSecrets...)
+	for _, m := range b.mounts {
+		if m.Secrets != nil {
+			secrets = append(secrets, m.Secrets()...) // every token handed out during the run
+		}
+	}
+	for _, secret := range secrets {
+		if secret != "" && strings.Contains(logs, secret) {
 			t.Errorf("log contains %q", secret)
 		}
 	}
@@ -34,7 +40,7 @@ func TestZZNothingLost(t *testing.T) {
 			t.Fatal("no test recorded a file to keep on this mount")
 		}
 		for rel, want := range files {
-			if m.Backing != nil {
+			if m.Backing != nil && !(m.PendingEmpties && len(want) == 0) {
 				if got, err := m.Backing(rel); err != nil || !bytes.Equal(got, want) {
 					t.Errorf("%s behind the bridge: %v, %d bytes, want %d", rel, err, len(got), len(want))
 				}

@@ -90,10 +90,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 	}
 	defer ln.Close()
 	baseURL := "http://" + ln.Addr().String()
-	handler, opts, err := p.Start(baseURL, cfg)
+	started, err := p.Start(baseURL, cfg)
 	if err != nil {
 		return fmt.Errorf("start %s fake: %w", p.Name, err)
 	}
+	defer started.Release()
+	handler, opts := started.Handler, started.Options
 	line, _ := json.Marshal(map[string]any{"base_url": baseURL, "mount_options": opts,
 		"restart_url": baseURL + faults.RestartPath})
 	fmt.Fprintln(stdout, string(line))

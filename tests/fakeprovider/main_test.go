@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -52,7 +53,8 @@ func TestConfigOutLoads(t *testing.T) {
 			}
 			found := false
 			for _, v := range c.Mounts[0].Options {
-				found = found || v == baseURL
+				s, _ := v.(string)
+				found = found || s == baseURL || strings.HasPrefix(s, baseURL+"/") // DiscCloud's api_base is BASE/api/v2/
 			}
 			if !found {
 				t.Errorf("mount options %v do not reach the fake at %s", c.Mounts[0].Options, baseURL)

@@ -25,10 +25,27 @@ import (
 type Provider struct {
 	Name  string // the driver name, also the mount path /Name
 	Title string // the provider as people know it
-	// Start returns the fake's handler, with its fault layer set to cfg,
-	// for a server that will listen at baseURL, and the mount options that
-	// reach it without any interactive login.
-	Start func(baseURL string, cfg faults.Config) (http.Handler, map[string]any, error)
+	// Start returns the fake, with its fault layer set to cfg, for a
+	// server that will listen at baseURL.
+	Start func(baseURL string, cfg faults.Config) (Started, error)
+}
+
+// Started is a running fake.
+type Started struct {
+	Handler http.Handler
+	// Options are the mount options that reach the fake without any
+	// interactive login.
+	Options map[string]any
+	// Close releases what the fake keeps on disk (its files' content);
+	// nil when it keeps nothing there.
+	Close func()
+}
+
+// Release calls Close if there is one.
+func (s Started) Release() {
+	if s.Close != nil {
+		s.Close()
+	}
 }
 
 // Providers lists every runnable fake, sorted by name.
@@ -36,6 +53,9 @@ func Providers() []Provider {
 	ps := []Provider{
 		{Name: "cloudreve", Title: "Cloudreve v3", Start: startCloudreve},
 		{Name: "disktop", Title: "Disk.Top", Start: startDisktop},
+		{Name: "disccloud", Title: "DiscCloud (YetiShare)", Start: startDisccloud},
+		{Name: "gokuai", Title: "Gokuai 够快云库", Start: startGokuai},
+		{Name: "terabox", Title: "TeraBox", Start: startTerabox},
 	}
 	sort.Slice(ps, func(i, j int) bool { return ps[i].Name < ps[j].Name })
 	return ps
@@ -62,27 +82,27 @@ func Names() []string {
 
 // startCloudreve serves the Cloudreve fake with its one user, whose
 // credentials are the mount options (the driver logs in by itself).
-func startCloudreve(baseURL string, cfg faults.Config) (http.Handler, map[string]any, error) {
+func startCloudreve(baseURL string, cfg faults.Config) (Started, error) {
 	f := cloudrevefake.New()
 	f.Faults.SetConfig(cfg)
 	f.SetBaseURL(baseURL)
-	return f.Handler(), map[string]any{"base_url": baseURL, "username": f.User, "password": f.Password}, nil
+	return Started{Handler: f.Handler(), Options: map[string]any{"base_url": baseURL, "username": f.User, "password": f.Password}}, nil
 }
 
 // startDisktop serves the Disk.Top fake; its mount options carry a refresh
 // token issued for the test client, so no interactive login is needed (the
 // driver rotates it into its state dir at once).
-func startDisktop(baseURL string, cfg faults.Config) (http.Handler, map[string]any, error) {
+func startDisktop(baseURL string, cfg faults.Config) (Started, error) {
 	f := disktopfake.New()
 	f.Faults.SetConfig(cfg)
 	f.SetBaseURL(baseURL)
 	_, refresh := f.IssueToken()
-	return f.Handler(), map[string]any{
+	return Started{Handler: f.Handler(), Options: map[string]any{
 		"client_id":     f.ClientID,
 		"client_secret": f.ClientSecret,
 		"api_base":      baseURL,
 		"refresh_token": refresh,
-	}, nil
+	}}, nil
 }
 
 // User is the one account of a written configuration.
