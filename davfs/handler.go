@@ -28,6 +28,15 @@ var writeMethods = map[string]bool{
 	"PROPPATCH": true, "LOCK": true, "UNLOCK": true,
 }
 
+// readOnlyMount is why nothing may be written at t (a share link's
+// mount), or "".
+func readOnlyMount(t target) string {
+	if t.m == nil || t.m.features.ReadOnly == "" {
+		return ""
+	}
+	return t.m.features.ReadOnly
+}
+
 // creates are the methods that can bring a new name into being.
 var creates = map[string]bool{"PUT": true, "MKCOL": true, "LOCK": true, "PROPPATCH": true}
 
@@ -57,6 +66,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if u := auth.UserFrom(ctx); u != nil && u.ReadOnly && writeMethods[r.Method] {
 		writeStatus(w, http.StatusForbidden, "read-only user")
+		return
+	}
+	if why := readOnlyMount(t); why != "" && writeMethods[r.Method] && r.Method != "COPY" {
+		// COPY reads its source; its destination is checked with it.
+		writeStatus(w, http.StatusForbidden, why)
 		return
 	}
 	if creates[r.Method] && refusedMacMetadata(t) {
@@ -119,8 +133,11 @@ func (s *Server) serveOptions(w http.ResponseWriter, r *http.Request, t target) 
 		// Fixed folders: never deleted, copied or moved (403).
 		methods = slices.DeleteFunc(methods, func(m string) bool { return m == "DELETE" || m == "COPY" || m == "MOVE" })
 	}
-	if u := auth.UserFrom(r.Context()); u != nil && u.ReadOnly {
-		methods = slices.DeleteFunc(methods, func(m string) bool { return writeMethods[m] })
+	if u := auth.UserFrom(r.Context()); (u != nil && u.ReadOnly) || readOnlyMount(t) != "" {
+		methods = slices.DeleteFunc(methods, func(m string) bool { return writeMethods[m] && m != "COPY" })
+		if u != nil && u.ReadOnly {
+			methods = slices.DeleteFunc(methods, func(m string) bool { return m == "COPY" })
+		}
 	}
 	w.Header().Set("Allow", strings.Join(methods, ", "))
 	w.Header().Set("DAV", "1, 2")
@@ -503,6 +520,10 @@ func (s *Server) serveCopyMove(w http.ResponseWriter, r *http.Request, src targe
 	}
 	if err != nil {
 		writeError(w, err)
+		return
+	}
+	if why := readOnlyMount(dst); why != "" {
+		writeStatus(w, http.StatusForbidden, why)
 		return
 	}
 	if refusedMacMetadata(dst) {

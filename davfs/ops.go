@@ -386,6 +386,9 @@ func (s *Server) copyNode(ctx context.Context, sm *mount, src drivers.Ref, dm *m
 		s.recordNew(dm, dstRel, obj)
 		return nil
 	}
+	if done, err := s.serverCopy(ctx, sm, src, dm, dstParent, name, deep); done || err != nil {
+		return err
+	}
 	if !src.IsDir {
 		return s.streamCopy(ctx, sm, src, dm, dstParent, name)
 	}
@@ -412,6 +415,32 @@ func (s *Server) copyNode(ctx context.Context, sm *mount, src drivers.Ref, dm *m
 		}
 	}
 	return nil
+}
+
+// serverCopy has the destination's provider take the object from another
+// mount by itself (drivers.ServerCopier: a TeraBox account saving a
+// share), files and whole folders alike; done is false when it cannot and
+// the bridge must copy.
+func (s *Server) serverCopy(ctx context.Context, sm *mount, src drivers.Ref, dm *mount, dstParent drivers.Ref, name string, deep bool) (done bool, err error) {
+	sc, ok := dm.drv.d.(drivers.ServerCopier)
+	if !ok || sm == dm || (src.IsDir && !deep) {
+		return false, nil
+	}
+	obj, err := sc.CopyFrom(withCall(ctx, dm.path, OpCopy), sm.drv.d, src, dstParent, name)
+	dm.drv.done(OpCopy, err)
+	rel := path.Join(dstParent.Path, name)
+	switch {
+	case errors.Is(err, drivers.ErrNotSupported):
+		return false, nil
+	case err != nil:
+		s.cache.forget(dm.path, dstParent.Path)
+		return false, fmt.Errorf("%s%s: copy from %s%s: %w", dm.path, rel, sm.path, src.Path, err)
+	}
+	if obj.Name == "" {
+		obj.Name = name
+	}
+	s.recordNew(dm, rel, obj)
+	return true, nil
 }
 
 // streamCopy reads a file from one mount into a spool and uploads it.
