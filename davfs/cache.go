@@ -16,6 +16,7 @@ import (
 type listing struct {
 	mu      sync.RWMutex
 	entries map[string]drivers.Object
+	order   []drivers.Object // sorted entries, kept until the listing changes
 }
 
 func newListing(objs []drivers.Object) *listing {
@@ -35,27 +36,41 @@ func (l *listing) get(name string) (drivers.Object, bool) {
 	return o, ok
 }
 
-// sorted returns the entries by name, a stable order for clients.
+// sorted returns the entries by name, a stable order for clients. The
+// order is computed once per change of the listing (a warm PROPFIND of a
+// big folder would otherwise sort it each time); callers must not modify
+// the slice.
 func (l *listing) sorted() []drivers.Object {
 	l.mu.RLock()
-	out := make([]drivers.Object, 0, len(l.entries))
-	for _, o := range l.entries {
-		out = append(out, o)
-	}
+	out := l.order
 	l.mu.RUnlock()
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out
+	if out != nil {
+		return out
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.order == nil {
+		out := make([]drivers.Object, 0, len(l.entries))
+		for _, o := range l.entries {
+			out = append(out, o)
+		}
+		sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+		l.order = out
+	}
+	return l.order
 }
 
 func (l *listing) put(o drivers.Object) {
 	l.mu.Lock()
 	l.entries[o.Name] = o
+	l.order = nil
 	l.mu.Unlock()
 }
 
 func (l *listing) remove(name string) {
 	l.mu.Lock()
 	delete(l.entries, name)
+	l.order = nil
 	l.mu.Unlock()
 }
 

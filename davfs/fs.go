@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/xml"
 	"errors"
-	"fmt"
 	"hash/fnv"
 	"io"
 	"io/fs"
@@ -12,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path"
+	"strconv"
 	"time"
 
 	"golang.org/x/net/webdav"
@@ -155,8 +155,11 @@ func (fi *fileInfo) ETag(ctx context.Context) (string, error) {
 		return `"` + fi.obj.Hashes.MD5 + `"`, nil
 	}
 	h := fnv.New64a()
-	fmt.Fprintf(h, "%s\x00%d\x00%d", fi.obj.ID, fi.obj.Size, fi.modTime.UnixNano())
-	return fmt.Sprintf(`"%x"`, h.Sum64()), nil
+	var buf [64]byte
+	h.Write([]byte(fi.obj.ID))
+	h.Write(strconv.AppendInt(append(buf[:0], 0), fi.obj.Size, 10))
+	h.Write(strconv.AppendInt(append(buf[:0], 0), fi.modTime.UnixNano(), 10))
+	return `"` + strconv.FormatUint(h.Sum64(), 16) + `"`, nil
 }
 
 var errIsDir = errors.New("is a folder")

@@ -222,12 +222,28 @@ func writeResponse(w *bufio.Writer, p string, fi *fileInfo, names []xml.Name, is
 	w.WriteString(`</D:response>`)
 }
 
+// writeProp writes one property piece by piece: with tens of thousands of
+// entries, concatenating each element first cost more than the listing.
 func writeProp(w *bufio.Writer, n xml.Name, inner string) {
 	if n.Space == "DAV:" {
-		w.WriteString("<D:" + n.Local + ">" + inner + "</D:" + n.Local + ">")
+		w.WriteString("<D:")
+		w.WriteString(n.Local)
+		w.WriteByte('>')
+		w.WriteString(inner)
+		w.WriteString("</D:")
+		w.WriteString(n.Local)
+		w.WriteByte('>')
 		return
 	}
-	w.WriteString("<" + n.Local + ` xmlns="` + escape(n.Space) + `">` + inner + "</" + n.Local + ">")
+	w.WriteByte('<')
+	w.WriteString(n.Local)
+	w.WriteString(` xmlns="`)
+	w.WriteString(escape(n.Space))
+	w.WriteString(`">`)
+	w.WriteString(inner)
+	w.WriteString("</")
+	w.WriteString(n.Local)
+	w.WriteByte('>')
 }
 
 // textEscaper escapes XML character data as x/net does (quotes stay).
