@@ -42,6 +42,9 @@ type request struct {
 	// check, when set, judges a successful answer; an error it returns is
 	// retried like a passing failure.
 	check func() error
+	// header, when set, sees the headers of each HTTP 200 answer (the
+	// cookie share/verify sets).
+	header func(http.Header)
 }
 
 // Errnos the driver acts on (NOTES.md and the document).
@@ -226,6 +229,9 @@ func (d *Driver) send(ctx context.Context, rq request, h, access string, out any
 	if err != nil {
 		return fmt.Errorf("terabox: %s: %w: %w", rq.op, errConnLost, drivers.ErrUnavailable)
 	}
+	if rq.header != nil && resp.StatusCode == http.StatusOK {
+		rq.header(resp.Header)
+	}
 	return decode(resp, rq.op, out)
 }
 
@@ -279,11 +285,12 @@ func (d *Driver) hostFor(ctx context.Context, h host, access string) (string, er
 	d.domMu.Lock()
 	defer d.domMu.Unlock()
 	if d.dom.api == "" || !d.now().Before(d.dom.until) {
-		api, upload, err := d.tokenInfo(ctx, access)
+		dom, err := d.tokenInfo(ctx, access)
 		if err != nil {
 			return "", err
 		}
-		d.dom = domains{api: api, upload: upload, until: d.now().Add(domainTTL)}
+		dom.until = d.now().Add(domainTTL)
+		d.dom = dom
 	}
 	if h == uploadHost {
 		return d.dom.upload, nil
@@ -300,27 +307,29 @@ func (d *Driver) forgetDomains() {
 
 // tokenInfo asks /oauth/tokeninfo for the user's domains, as scheme://host
 // (a bare domain takes base_url's scheme; a missing upload domain is the
-// API's, a missing API domain base_url's host).
-func (d *Driver) tokenInfo(ctx context.Context, access string) (string, string, error) {
+// API's, a missing API domain base_url's host), and who the token is of.
+func (d *Driver) tokenInfo(ctx context.Context, access string) (domains, error) {
 	var out struct {
 		Data struct {
-			APIDomain    string `json:"api_domain"`
-			UploadDomain string `json:"upload_domain"`
+			APIDomain    string  `json:"api_domain"`
+			UploadDomain string  `json:"upload_domain"`
+			ClientID     string  `json:"client_id"`
+			UserID       flex.ID `json:"user_id"`
 		} `json:"data"`
 	}
 	err := d.oauthCall(ctx, "tokeninfo", http.MethodPost, "/oauth/tokeninfo", url.Values{"access_token": {access}}, &out)
 	if err != nil {
-		return "", "", err
+		return domains{}, err
 	}
-	api := d.hostURL(out.Data.APIDomain)
+	dom := domains{api: d.hostURL(out.Data.APIDomain), clientID: out.Data.ClientID, user: string(out.Data.UserID)}
 	if out.Data.APIDomain == "" {
-		api = d.base.Scheme + "://" + d.base.Host
+		dom.api = d.base.Scheme + "://" + d.base.Host
 	}
-	upload := api
+	dom.upload = dom.api
 	if out.Data.UploadDomain != "" {
-		upload = d.hostURL(out.Data.UploadDomain)
+		dom.upload = d.hostURL(out.Data.UploadDomain)
 	}
-	return api, upload, nil
+	return dom, nil
 }
 
 // hostURL turns a domain into scheme://host.

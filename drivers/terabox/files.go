@@ -156,9 +156,16 @@ func (d *Driver) Link(ctx context.Context, file drivers.Ref) (drivers.Link, erro
 	if dlink == "" {
 		return drivers.Link{}, fmt.Errorf("terabox: link %s: %w", file.Path, drivers.ErrNotFound)
 	}
+	return d.tokenLink(ctx, dlink, asked, file.Path)
+}
+
+// tokenLink makes a dlink usable: the access token appended (so the link
+// is never ClientSafe), expiring when the dlink says or the token does,
+// whichever comes first. what names the file for errors.
+func (d *Driver) tokenLink(ctx context.Context, dlink string, asked time.Time, what string) (drivers.Link, error) {
 	u, err := url.Parse(dlink)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return drivers.Link{}, fmt.Errorf("terabox: link %s: no usable dlink in the answer: %w", file.Path, drivers.ErrUnavailable)
+		return drivers.Link{}, fmt.Errorf("terabox: link %s: no usable dlink in the answer: %w", what, drivers.ErrUnavailable)
 	}
 	tok, err := d.tokens.Token(ctx)
 	if err != nil {

@@ -55,8 +55,13 @@
 //     is the dlink's own expires (counted from its dstime), and never later
 //     than the access token's expiry.
 //
+// With the option share_url the mount is that share link instead, read
+// only, through the same account's token (share.go); the account's mount
+// saves from it server-side (CopyFrom, copyfrom.go).
+//
 // No token, secret or dlink is logged or put in an error: request errors
-// name the call, never its URL.
+// name the call, never its URL. The same holds for a share's extraction
+// code and its session key (sekey, randsk).
 package terabox
 
 import (
@@ -101,6 +106,13 @@ type Options struct {
 	RefreshToken string `toml:"refresh_token"`
 	// UploadConcurrency is how many blocks go up at once.
 	UploadConcurrency int `toml:"upload_concurrency"`
+	// ShareURL, when set, mounts that share link (read-only) instead of
+	// the app folder: https://www.terabox.com/s/1<surl>, or what follows
+	// "/s/" in it (share.go).
+	ShareURL string `toml:"share_url"`
+	// SharePassword is the share link's extraction code (4 digits or
+	// letters); a pwd= in share_url is used when it is empty.
+	SharePassword string `toml:"share_password"`
 }
 
 const (
@@ -140,10 +152,12 @@ type Driver struct {
 	root   string // full path of the mounted folder, once known
 }
 
-// domains are tokeninfo's hosts, until when they are used.
+// domains are tokeninfo's hosts, until when they are used, and whose
+// token it was (its client_id and user_id, "" when not told).
 type domains struct {
-	api, upload string
-	until       time.Time
+	api, upload    string
+	clientID, user string
+	until          time.Time
 }
 
 // New is the drivers.Factory of TeraBox.
@@ -155,8 +169,8 @@ func New(ctx context.Context, cfg drivers.Config) (drivers.Driver, error) {
 	switch {
 	case o.ClientID == "" || o.ClientSecret == "" || o.PrivateSecret == "":
 		return nil, errors.New("terabox: options client_id, client_secret and private_secret are required")
-	case o.AppName == "" && o.Root == "":
-		return nil, errors.New("terabox: option app_name (or root) is required")
+	case o.AppName == "" && o.Root == "" && o.ShareURL == "":
+		return nil, errors.New("terabox: option app_name (or root, or share_url) is required")
 	case o.Root != "" && !strings.HasPrefix(o.Root, "/"):
 		return nil, fmt.Errorf("terabox: option root %q is not an absolute path", o.Root)
 	}
@@ -170,6 +184,12 @@ func New(ctx context.Context, cfg drivers.Config) (drivers.Driver, error) {
 	}
 	if o.UploadConcurrency <= 0 {
 		o.UploadConcurrency = 4
+	}
+	var link shareLink
+	if o.ShareURL != "" || o.SharePassword != "" {
+		if link, err = parseShareLink(o.ShareURL, o.SharePassword); err != nil {
+			return nil, err
+		}
 	}
 	d := &Driver{opts: o, base: base, client: cfg.HTTPClient, log: cfg.Logger, mount: cfg.MountPath,
 		state: cfg.StateDir, login: cfg.LoginCommand, now: time.Now, sleep: pacer.Sleep, pageSize: listNum}
@@ -205,6 +225,9 @@ func New(ctx context.Context, cfg drivers.Config) (drivers.Driver, error) {
 		cancel()
 	case !ts.HasToken():
 		d.log.Warn().Msg("terabox: no token yet: run `" + d.login + "`")
+	}
+	if link.surl != "" {
+		return newShare(d, link), nil
 	}
 	return d, nil
 }

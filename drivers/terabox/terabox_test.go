@@ -71,6 +71,13 @@ func newEnv(t *testing.T, cfg faults.Config) *env {
 // open builds a driver over the env's state dir (a restart of the bridge).
 func (e *env) open(t *testing.T, seed string, extra ...string) *Driver {
 	t.Helper()
+	return e.openIn(t, e.state, seed, extra...).(*Driver)
+}
+
+// openIn builds a driver over a state dir: the account's, or a share's
+// when extra names share_url. It runs on the env's clock and waits.
+func (e *env) openIn(t *testing.T, state, seed string, extra ...string) drivers.Driver {
+	t.Helper()
 	opts := map[string]any{"client_id": e.fake.ClientID, "client_secret": e.fake.ClientSecret,
 		"private_secret": e.fake.PrivateSecret, "app_name": e.fake.AppName, "base_url": e.www.URL, "refresh_token": seed}
 	for i := 0; i+1 < len(extra); i += 2 {
@@ -87,17 +94,23 @@ func (e *env) open(t *testing.T, seed string, extra ...string) *Driver {
 		return next.RoundTrip(r)
 	})}
 	d, err := New(context.Background(), drivers.Config{
-		MountPath: "/terabox", StateDir: e.state, HTTPClient: client,
+		MountPath: "/terabox", StateDir: state, HTTPClient: client,
 		Logger: zerolog.New(e.logs), Decode: drivertest.DecodeOptions(opts),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	dd := d.(*Driver)
+	dd, ok := d.(*Driver)
+	if s, share := d.(*Share); share {
+		dd, ok = s.acct, true
+	}
+	if !ok {
+		t.Fatalf("New made a %T", d)
+	}
 	dd.now = e.clock.Now
 	dd.tokens.SetClock(e.clock.Now)
 	dd.sleep = e.waits.Sleep
-	return dd
+	return d
 }
 
 // noteErr records an error for the cleanup's secret check.

@@ -89,6 +89,7 @@ type token struct {
 	refreshExpires  time.Time // kept by the pair a refresh makes
 	used            bool      // the refresh token was spent
 	created         time.Time
+	acct            *account // nil: the main account
 }
 
 type device struct {
@@ -119,8 +120,9 @@ type Device struct {
 // Fake is the provider, served by Handler through its fault layer
 // (Faults). Calls and faults name endpoints: devicecode, gettoken,
 // refreshtoken, tokeninfo, device-page, uinfo, quota, list, filemetas,
-// filemanager, precreate, superfile2, create, download (hands out dlinks)
-// and dl (serves them).
+// filemanager, precreate, superfile2, create, download (hands out dlinks),
+// dl (serves them, a share's too), and the share endpoints verify,
+// shorturlinfo, sharelist, sharedownload, transfer and taskquery.
 //
 // Choices where the document is silent (one strict reading each):
 //   - Hosts: /oauth/* and the dlinks are served on the www host only, the
@@ -168,8 +170,14 @@ type Device struct {
 //   - Made-up failures of the fault layer: a rate limit is HTTP 200 with
 //     errno 31034 on the openapi (error_code on superfile2), errno 300001
 //     on /oauth/*, a plain 429 on dlinks; a 5xx is a plain-text proxy page.
-//   - A restart forgets upload sessions and the dlink signing key (old
-//     dlinks answer 403); tokens and files are in the database and stay.
+//   - A restart forgets upload sessions, the dlink signing key (old
+//     dlinks answer 403) and the share session keys (a stale sekey is
+//     errno -9); tokens, files, shares and transfer tasks are in the
+//     database and stay.
+//   - Share links (section 3.5): endpoints verify, shorturlinfo,
+//     sharelist, sharedownload, transfer and taskquery; their readings
+//     are listed in share.go. Other users (NewAccount) own shares and
+//     receive transfers; the file endpoints serve the main account only.
 type Fake struct {
 	mu sync.Mutex
 
@@ -207,6 +215,8 @@ type Fake struct {
 	secrets  []string
 	received int64 // bytes superfile2 took
 	flip     int   // superfile2 calls left whose block is corrupted
+	otherUK  int64 // NewAccount's last uk offset
+	sh       shareState
 }
 
 // New makes a fake with an empty app folder. Close removes its temp files.
@@ -292,8 +302,8 @@ func requestID() string {
 	return n.String()
 }
 
-// restart forgets what the service keeps in memory: upload sessions and
-// the dlink signing key.
+// restart forgets what the service keeps in memory: upload sessions, the
+// dlink signing key and the shares' session keys (sekey).
 func (f *Fake) restart() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -302,6 +312,7 @@ func (f *Fake) restart() {
 	}
 	f.sessions = map[string]*session{}
 	f.linkKey = newKey()
+	f.sh.forgetKeys()
 }
 
 // SetClock replaces the fake's clock (the fault layer's).
@@ -627,10 +638,12 @@ func within(n, base *node) bool {
 	return false
 }
 
+// used is what the main account's files take (other accounts' do not
+// count).
 func (f *Fake) used() int64 {
 	var total int64
 	for _, n := range f.byID {
-		if !n.dir && n.blob != nil {
+		if !n.dir && n.blob != nil && within(n, f.root) {
 			total += n.blob.size
 		}
 	}

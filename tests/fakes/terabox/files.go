@@ -75,7 +75,10 @@ func (f *Fake) entry(n *node) map[string]any {
 }
 
 func (f *Fake) uinfo(w http.ResponseWriter, r *http.Request) {
-	apiOK(w, map[string]any{"uk": f.UserID, "uname": "bridge@example.com", "avatar_url": "", "vip_type": 0,
+	f.mu.Lock()
+	uk := f.accountOf(r).uk
+	f.mu.Unlock()
+	apiOK(w, map[string]any{"uk": uk, "uname": "bridge@example.com", "avatar_url": "", "vip_type": 0,
 		"use_type": 0, "user_type": 1, "errmsg": ""})
 }
 
@@ -168,7 +171,11 @@ func (f *Fake) filemetas(w http.ResponseWriter, r *http.Request) {
 
 // dlink makes a download link (f.mu held); access_tokens must be
 // appended to it.
-func (f *Fake) dlink(n *node) string {
+func (f *Fake) dlink(n *node) string { return f.dlinkAs(n, f.UserID, "pr") }
+
+// dlinkAs makes a download link of owner uk's file n, rt "pr" for one's
+// own files, "sh" for a share's (f.mu held).
+func (f *Fake) dlinkAs(n *node, uk int64, rt string) string {
 	ttl := f.Faults.LinkTTL(time.Hour)
 	expires := strconv.Itoa(int(ttl/time.Second)) + "s"
 	switch {
@@ -180,8 +187,8 @@ func (f *Fake) dlink(n *node) string {
 	dstime := f.now().Unix()
 	sign := f.linkSign(n.fsid, dstime, expires)
 	f.secrets = append(f.secrets, sign)
-	return fmt.Sprintf("%s/file/%s?fid=%d-250528-%d&rt=pr&sign=%s&expires=%s&chkv=1&chkbd=1&chkpc=&dp-logid=%s&dp-callid=0&dstime=%d&r=%s&vip=2",
-		f.baseURL, n.blob.md5, f.UserID, n.fsid, sign, expires, requestID(), dstime, randomHex(4))
+	return fmt.Sprintf("%s/file/%s?fid=%d-250528-%d&rt=%s&sign=%s&expires=%s&chkv=1&chkbd=1&chkpc=&dp-logid=%s&dp-callid=0&dstime=%d&r=%s&vip=2",
+		f.baseURL, n.blob.md5, uk, n.fsid, rt, sign, expires, requestID(), dstime, randomHex(4))
 }
 
 func (f *Fake) download(w http.ResponseWriter, r *http.Request) {

@@ -18,20 +18,23 @@ const (
 	uploadHost
 )
 
-// Handler serves the fake's OAuth, API, upload and download endpoints,
-// each through the fault layer, and POST /__restart. Share endpoints
-// (section 3.5) are to be added beside these, on the API host.
+// router adds one endpoint to the fake's mux.
+type router func(pattern, name string, kind faults.Kind, on host, h http.HandlerFunc)
+
+// Handler serves the fake's OAuth, API, upload, download and share
+// endpoints, each through the fault layer, and POST /__restart.
 func (f *Fake) Handler() http.Handler {
 	mux := http.NewServeMux()
 	route := func(pattern, name string, kind faults.Kind, on host, h http.HandlerFunc) {
 		mux.Handle(pattern, f.Faults.Route(name, kind, f.onHost(on, h)))
 	}
+	f.shareRoutes(route)
 	route("GET /oauth/devicecode", "devicecode", faults.Auth, wwwHost, f.deviceCode)
 	route("POST /oauth/gettoken", "gettoken", faults.Auth, wwwHost, f.getToken)
 	route("POST /oauth/refreshtoken", "refreshtoken", faults.Auth, wwwHost, f.refreshToken)
 	route("POST /oauth/tokeninfo", "tokeninfo", faults.Auth, wwwHost, f.tokenInfo)
 	route("/wap/outside/device", "device-page", faults.Auth, wwwHost, f.devicePage)
-	route("GET /openapi/uinfo", "uinfo", faults.API, apiHost, f.api(f.uinfo))
+	route("GET /openapi/uinfo", "uinfo", faults.API, apiHost, f.anyAccount(f.uinfo))
 	route("GET /openapi/api/quota", "quota", faults.API, apiHost, f.api(f.quota))
 	route("GET /openapi/api/list", "list", faults.API, apiHost, f.api(f.list))
 	route("GET /openapi/api/filemetas", "filemetas", faults.API, apiHost, f.api(f.filemetas))
@@ -137,8 +140,24 @@ func (f *Fake) authorized(w http.ResponseWriter, r *http.Request, pcs bool) bool
 	return false
 }
 
-// api wraps an openapi handler with the token check.
+// api wraps an openapi handler of the main account's files with the
+// token check: another account's token is refused (see Account).
 func (f *Fake) api(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !f.authorized(w, r, false) {
+			return
+		}
+		if f.tokenAccount(r) != nil {
+			apiError(w, ErrnoAuth, "this fake serves the files of its main account only")
+			return
+		}
+		h(w, r)
+	}
+}
+
+// anyAccount wraps an openapi handler that serves every account's tokens
+// (uinfo, the share endpoints) with the token check.
+func (f *Fake) anyAccount(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if f.authorized(w, r, false) {
 			h(w, r)

@@ -110,7 +110,9 @@ func (f *Fake) refreshToken(w http.ResponseWriter, r *http.Request) {
 	if limit := now.Add(RefreshGrace); old.expires.After(limit) {
 		old.expires = limit
 	}
-	f.oauthOK(w, f.tokenData(f.issue(old.refreshExpires)))
+	nt := f.issue(old.refreshExpires)
+	nt.acct = old.acct // the same user's
+	f.oauthOK(w, f.tokenData(nt))
 }
 
 func (f *Fake) tokenInfo(w http.ResponseWriter, r *http.Request) {
@@ -130,7 +132,7 @@ func (f *Fake) tokenInfo(w http.ResponseWriter, r *http.Request) {
 		oauthError(w, ErrnoTokenExpired, "access_token expired")
 	default:
 		f.oauthOK(w, map[string]any{"api_domain": f.apiHost, "upload_domain": f.uploadHost, "client_id": f.ClientID,
-			"create_time": t.created.Unix(), "expires_in": int(t.expires.Sub(f.now()) / time.Second), "user_id": f.UserID})
+			"create_time": t.created.Unix(), "expires_in": int(t.expires.Sub(f.now()) / time.Second), "user_id": f.ukOf(t)})
 	}
 }
 
