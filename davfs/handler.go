@@ -34,7 +34,7 @@ func readOnlyMount(t target) string {
 	if t.m == nil || t.m.features.ReadOnly == "" {
 		return ""
 	}
-	return t.m.features.ReadOnly
+	return "read-only mount: " + t.m.features.ReadOnly
 }
 
 // creates are the methods that can bring a new name into being.
