@@ -624,3 +624,33 @@ func TestCopyFromTaskBounded(t *testing.T) {
 		t.Fatalf("the waits between queries: %v", waits)
 	}
 }
+
+// TestShareReadOnlyConformance runs drivertest's read-only suite on a
+// share mount, in the normal and the hostile profile: the tree the share
+// shows, paging, ranged reads, not-found, and every write refused.
+func TestShareReadOnlyConformance(t *testing.T) {
+	tree := map[string][]byte{
+		"shared/a.txt":            []byte("content of a"),
+		"shared/big.bin":          bytes.Repeat([]byte("share bytes "), 300_000),
+		"shared/sub/deeper/x.txt": []byte("x"),
+	}
+	for i := range 25 { // more than the page of 10
+		tree[fmt.Sprintf("shared/sub/entry-%04d.txt", i)] = []byte(fmt.Sprint(i))
+	}
+	drivertest.RunReadOnlyTests(t, drivertest.ReadOnlyHarness{
+		Tree: tree,
+		NewDriver: func(t *testing.T, p drivertest.Profile) (drivers.Driver, drivertest.Provider) {
+			e := newEnv(t, p.Faults)
+			if p.Faults.RateLimit > 0 {
+				e.waits.Real() // a rate limit runs on real time: wait it out
+			}
+			e.drv.pageSize = 10
+			friend := e.fake.NewAccount()
+			for name, data := range tree {
+				friend.Put("/"+name, data)
+			}
+			share := e.openShare(t, t.TempDir(), friend.Share("/shared", sharePwd), sharePwd)
+			return share, drivertest.SharedClock(e.fake.Faults, e.clock)
+		},
+	})
+}
