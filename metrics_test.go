@@ -21,6 +21,7 @@ import (
 // bridge's own downloads, not one per driver call.
 func TestProviderCallsCountHTTPRequests(t *testing.T) {
 	f := disktopfake.New()
+	defer f.Close()
 	fs := httptest.NewServer(f.Handler())
 	defer fs.Close()
 	f.SetBaseURL(fs.URL)

@@ -118,9 +118,13 @@ type Fake interface {
 	SetBaseURL(u string)
 }
 
-// Serve serves f on loopback until the test ends and tells f its URL.
+// Serve serves f on loopback until the test ends and tells f its URL; a
+// fake that keeps files (an io.Closer) is closed then too.
 func Serve(t testing.TB, f Fake) *httptest.Server {
 	t.Helper()
+	if c, ok := f.(io.Closer); ok {
+		t.Cleanup(func() { c.Close() }) // runs after srv.Close: the fake's files go last
+	}
 	srv := httptest.NewServer(f.Handler())
 	t.Cleanup(srv.Close)
 	f.SetBaseURL(srv.URL)

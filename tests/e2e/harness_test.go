@@ -90,6 +90,7 @@ const hiddenMount = "/hidden"
 
 var (
 	fakeServers     []*httptest.Server // provider fakes, closed after the run
+	fakeClosers     []io.Closer        // the fakes themselves (their files), closed after their servers
 	providerSecrets []string           // tokens and secrets that must never be logged
 	bridgeBin       string             // built once in TestMain
 	workDir         string             // holds the bridge's folders and the sentinel file
@@ -149,6 +150,7 @@ func hostileLayer(l *faults.Layer, hostile bool) *faults.Layer {
 // cloudreveMount is a cloudreve mount behind a fake of its own.
 func cloudreveMount(path, download string, hostile bool) Mount {
 	cr := cloudrevefake.New()
+	fakeClosers = append(fakeClosers, cr)
 	cr.UseOneDrive("/onedrive") // both upload policies are driven
 	return Mount{
 		Faults:        hostileLayer(cr.Faults, hostile),
@@ -177,6 +179,7 @@ func cloudreveMount(path, download string, hostile bool) Mount {
 // disktopMount is a disktop mount behind a fake of its own.
 func disktopMount(path, download string, hostile bool) Mount {
 	dt := disktopfake.New()
+	fakeClosers = append(fakeClosers, dt)
 	return Mount{
 		Faults:        hostileLayer(dt.Faults, hostile),
 		Path:          path,
@@ -210,6 +213,7 @@ func disktopMount(path, download string, hostile bool) Mount {
 // own. Its links are never handed to clients, so it has no redirect twin.
 func disccloudMount(path string, hostile bool) Mount {
 	dc := disccloudfake.New()
+	fakeClosers = append(fakeClosers, dc)
 	return Mount{
 		Faults:        hostileLayer(dc.Faults, hostile),
 		Path:          path,
@@ -243,6 +247,7 @@ func disccloudMount(path string, hostile bool) Mount {
 // view).
 func gokuaiMount(path, download string, hostile bool) Mount {
 	gk := gokuaifake.New()
+	fakeClosers = append(fakeClosers, gk)
 	return Mount{
 		Faults:        hostileLayer(gk.Faults, hostile),
 		Path:          path,
@@ -275,6 +280,7 @@ func gokuaiMount(path, download string, hostile bool) Mount {
 // no redirect twin.
 func teraboxMount(path string, hostile bool) Mount {
 	tb := teraboxfake.New()
+	fakeClosers = append(fakeClosers, tb)
 	return Mount{
 		Faults:        hostileLayer(tb.Faults, hostile),
 		Path:          path,
@@ -338,6 +344,9 @@ func setupAndRun(m *testing.M) (int, error) {
 	}
 	for _, s := range fakeServers {
 		s.Close()
+	}
+	for _, c := range fakeClosers {
+		c.Close()
 	}
 	return code, nil
 }

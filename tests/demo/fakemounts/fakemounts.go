@@ -86,7 +86,8 @@ func startCloudreve(baseURL string, cfg faults.Config) (Started, error) {
 	f := cloudrevefake.New()
 	f.Faults.SetConfig(cfg)
 	f.SetBaseURL(baseURL)
-	return Started{Handler: f.Handler(), Options: map[string]any{"base_url": baseURL, "username": f.User, "password": f.Password}}, nil
+	return Started{Handler: f.Handler(), Options: map[string]any{"base_url": baseURL, "username": f.User, "password": f.Password},
+		Close: func() { f.Close() }}, nil
 }
 
 // startDisktop serves the Disk.Top fake; its mount options carry a refresh
@@ -102,7 +103,7 @@ func startDisktop(baseURL string, cfg faults.Config) (Started, error) {
 		"client_secret": f.ClientSecret,
 		"api_base":      baseURL,
 		"refresh_token": refresh,
-	}}, nil
+	}, Close: func() { f.Close() }}, nil
 }
 
 // User is the one account of a written configuration.

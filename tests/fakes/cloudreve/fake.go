@@ -33,9 +33,13 @@
 //     sessions and download sessions, which the server keeps in its
 //     memory cache; the signing key is in the database and stays, so an
 //     old link passes the signature check and answers code 404.
+//
+// Content (files, and upload sessions as they fill) is kept in temp files,
+// one per version, removed by Close; metadata lives in memory.
 package cloudrevefake
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -43,8 +47,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"path"
 	"sort"
 	"strconv"
@@ -99,7 +105,7 @@ type node struct {
 	name    string
 	parent  *node
 	kids    []*node // a file and a folder may share a name
-	content []byte
+	blob    *blob   // a file's content
 	date    time.Time
 	created time.Time
 	policy  *Policy // folders: the policy uploads into them use
@@ -118,6 +124,10 @@ type session struct {
 }
 
 type uploadSession struct {
+	// mu is held by the call writing into the session (a chunk, a
+	// OneDrive range, the finish callback), while f.mu is not: calls on
+	// one session take turns, as they did when all ran under f.mu.
+	mu       sync.Mutex
 	id       string
 	owner    *user
 	parent   *node
@@ -125,9 +135,9 @@ type uploadSession struct {
 	size     int64
 	policy   *Policy
 	date     time.Time
-	next     int   // local: next chunk index
-	received int64 // onedrive: bytes received
-	data     []byte
+	next     int    // local: next chunk index
+	received int64  // bytes received
+	file     string // the temp file receiving them; "" once finished or discarded
 	expires  time.Time
 	done     bool
 }
@@ -189,6 +199,7 @@ type Fake struct {
 	// when set before the first login, makes the account ask for a second
 	// factor (code 203).
 	User, Password, TOTPSecret string
+	dir                        string // the temp dir holding content
 	def                        *user
 	users                      []*user
 	baseURL                    string
@@ -205,9 +216,15 @@ type Fake struct {
 }
 
 // New makes a fake with one user (User, Password) and an empty drive
-// using the local policy.
+// using the local policy. Close removes the temp files that hold its
+// content.
 func New() *Fake {
+	dir, err := os.MkdirTemp("", "cloudrevefake-*")
+	if err != nil {
+		panic(fmt.Sprintf("cloudrevefake: temp dir: %v", err))
+	}
 	f := &Fake{
+		dir:       dir,
 		ChunkSize: 1 << 20, QuotaBytes: 1 << 40,
 		User: "bridge@example.com", Password: "fake-password-1",
 		Faults: faults.New(faults.Config{}),
@@ -224,6 +241,14 @@ func New() *Fake {
 	f.onedrive = &Policy{ID: "kVfW", Name: "OneDrive", Type: "onedrive"}
 	f.def = f.newUser("", "", "")
 	return f
+}
+
+// Close removes the temp files holding the fake's content; the fake must
+// not be used afterwards.
+func (f *Fake) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return os.RemoveAll(f.dir)
 }
 
 func (f *Fake) newUser(email, password, totpSecret string) *user {
@@ -249,6 +274,9 @@ func (f *Fake) restart() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.sessions = map[string]*session{}
+	for _, s := range f.uploads {
+		s.discard()
+	}
 	f.uploads = map[string]*uploadSession{}
 	f.downloads = map[string]*downloadSession{}
 }
@@ -389,26 +417,41 @@ func (f *Fake) OpenUploads() int {
 func (f *Fake) Put(p string, content []byte) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	b, err := f.store(bytes.NewReader(content))
+	if err != nil {
+		panic(fmt.Sprintf("cloudrevefake: storing %s: %v", p, err))
+	}
 	dir := f.mkdirAll(f.def.root, path.Dir(p))
 	if old := child(dir, path.Base(p), false); old != nil {
 		f.drop(old)
 	}
-	f.add(dir, path.Base(p), false, content)
+	f.add(dir, path.Base(p), false, b)
 }
 
-// File returns the content of the default user's file at p.
+// File returns the content of the default user's file at p, read from
+// its temp file.
 func (f *Fake) File(p string) ([]byte, bool) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	dir := lookupDir(f.def.root, path.Dir(p))
-	if dir == nil {
-		return nil, false
+	var n *node
+	if dir := lookupDir(f.def.root, path.Dir(p)); dir != nil {
+		n = child(dir, path.Base(p), false)
 	}
-	n := child(dir, path.Base(p), false)
 	if n == nil {
+		f.mu.Unlock()
 		return nil, false
 	}
-	return n.content, true
+	size := n.blob.size
+	fl, err := n.blob.open()
+	f.mu.Unlock()
+	if err != nil {
+		return nil, false
+	}
+	defer fl.Close()
+	content := make([]byte, size)
+	if _, err := io.ReadFull(fl, content); err != nil {
+		return nil, false
+	}
+	return content, true
 }
 
 // Exists reports whether the default user has a file (dir false) or a
@@ -440,9 +483,14 @@ func (f *Fake) Orphans() int {
 	return n
 }
 
-func (f *Fake) add(parent *node, name string, dir bool, content []byte) *node {
+// add makes a file of content b (which it then shares) or a folder (b
+// nil).
+func (f *Fake) add(parent *node, name string, dir bool, b *blob) *node {
 	now := f.now()
-	n := &node{dir: dir, name: name, parent: parent, content: content, date: now, created: now}
+	if b != nil {
+		b.refs++
+	}
+	n := &node{dir: dir, name: name, parent: parent, blob: b, date: now, created: now}
 	if dir {
 		f.nextDir++
 		n.id = hashid(f.nextDir)
@@ -528,6 +576,7 @@ func (f *Fake) drop(n *node) {
 		delete(f.dirs, n.id)
 	} else {
 		delete(f.files, n.id)
+		f.release(n.blob)
 	}
 }
 
@@ -542,7 +591,7 @@ func (f *Fake) used(u *user) int64 {
 	var total int64
 	for _, n := range f.files {
 		if n.owner == u {
-			total += int64(len(n.content))
+			total += n.size()
 		}
 	}
 	return total
@@ -628,7 +677,7 @@ func objectJSON(n *node) map[string]any {
 		t = "dir"
 	}
 	return map[string]any{"id": n.id, "name": n.name, "path": pathOf(n.parent), "thumb": false,
-		"size": len(n.content), "type": t, "date": n.date.Format(time.RFC3339Nano),
+		"size": n.size(), "type": t, "date": n.date.Format(time.RFC3339Nano),
 		"create_date": n.created.Format(time.RFC3339Nano), "source_enabled": false}
 }
 

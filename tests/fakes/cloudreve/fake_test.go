@@ -30,6 +30,7 @@ type client struct {
 func start(t *testing.T) *client {
 	t.Helper()
 	f := New()
+	t.Cleanup(func() { f.Close() })
 	srv := httptest.NewServer(f.Handler())
 	t.Cleanup(srv.Close)
 	f.SetBaseURL(srv.URL)

@@ -1,13 +1,13 @@
 package cloudrevefake
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -19,6 +19,10 @@ import (
 )
 
 const cookieName = "cloudreve-session"
+
+// codeIOFailed is the server's answer when it cannot write or read its
+// storage.
+const codeIOFailed = 50004
 
 type userKey struct{}
 
@@ -249,7 +253,7 @@ func (f *Fake) createUpload(w http.ResponseWriter, r *http.Request) {
 	case f.MaxFileSize > 0 && *body.Size > f.MaxFileSize:
 		reply(w, CodeTooLarge, nil, "File too large")
 		return
-	case f.used(u)+*body.Size > f.QuotaBytes:
+	case *body.Size > f.QuotaBytes-f.used(u): // not used+size, which a huge size overflows
 		reply(w, CodeNoCapacity, nil, "Insufficient capacity")
 		return
 	case child(dir, body.Name, false) != nil:
@@ -262,8 +266,14 @@ func (f *Fake) createUpload(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	tmp, err := os.CreateTemp(f.dir, "up-*")
+	if err != nil {
+		reply(w, codeIOFailed, nil, "Failed to create upload session file")
+		return
+	}
+	tmp.Close()
 	s := &uploadSession{id: randomID(), owner: u, parent: dir, name: body.Name, size: *body.Size, policy: dir.policy,
-		date: time.UnixMilli(body.LastModified), expires: f.now().Add(UploadTTL)}
+		date: time.UnixMilli(body.LastModified), expires: f.now().Add(UploadTTL), file: tmp.Name()}
 	if body.LastModified <= 0 {
 		s.date = f.now()
 	}
@@ -283,65 +293,123 @@ func (f *Fake) onedriveChunk() int64 {
 	return max(unit, f.ChunkSize/unit*unit)
 }
 
-// liveUpload finds an open session of owner (nil: any owner).
-func (f *Fake) liveUpload(w http.ResponseWriter, sid string, owner *user) *uploadSession {
+// live finds an open session of owner (nil: any owner), or nil (f.mu
+// held).
+func (f *Fake) live(sid string, owner *user) *uploadSession {
 	s, ok := f.uploads[sid]
 	if !ok || s.done || !f.now().Before(s.expires) || (owner != nil && s.owner != owner) {
-		reply(w, CodeSessionGone, nil, "Upload session expired or not exist")
 		return nil
 	}
 	return s
 }
 
-// finish creates the uploaded file, unless its folder was removed or the
-// name taken meanwhile.
+// liveUpload finds an open session of owner (nil: any owner), answering
+// 40011 when there is none (f.mu held).
+func (f *Fake) liveUpload(w http.ResponseWriter, sid string, owner *user) *uploadSession {
+	s := f.live(sid, owner)
+	if s == nil {
+		replySessionGone(w)
+	}
+	return s
+}
+
+func replySessionGone(w http.ResponseWriter) {
+	reply(w, CodeSessionGone, nil, "Upload session expired or not exist")
+}
+
+// finish creates the uploaded file from the session's temp file, unless
+// its folder was removed or the name taken meanwhile (f.mu held).
 func (f *Fake) finish(w http.ResponseWriter, s *uploadSession) {
 	s.done = true
 	if _, ok := f.dirs[s.parent.id]; !ok {
+		s.discard()
 		reply(w, CodeObjectNotFound, nil, "Parent folder not exist")
 		return
 	}
 	if child(s.parent, s.name, false) != nil {
+		s.discard()
 		reply(w, CodeExists, nil, "Object existed")
 		return
 	}
-	n := f.add(s.parent, s.name, false, s.data)
+	// A range refused past the end may have left bytes there.
+	if err := os.Truncate(s.file, s.size); err != nil {
+		s.discard()
+		reply(w, codeIOFailed, nil, "Failed to finish the upload")
+		return
+	}
+	b := &blob{file: s.file, size: s.size}
+	s.file = "" // the file's now
+	n := f.add(s.parent, s.name, false, b)
 	n.date = s.date
 	reply(w, CodeOK, nil, "")
 }
 
+// chunk takes the next chunk of a local-policy session, written to the
+// session's temp file outside f.mu (the session's own lock keeps its
+// calls in turn). The checks are made before the body is read and again
+// after, in the order the server's body-first reading gives: session,
+// policy, index, length.
 func (f *Fake) chunk(w http.ResponseWriter, r *http.Request) {
-	data, err := io.ReadAll(r.Body)
-	if err != nil {
+	sid, owner := r.PathValue("sid"), userOf(r)
+	index, perr := strconv.Atoi(r.PathValue("index"))
+	f.mu.Lock()
+	s := f.live(sid, owner)
+	f.mu.Unlock()
+	if s == nil {
+		io.Copy(io.Discard, r.Body)
+		replySessionGone(w)
 		return
 	}
-	index, err := strconv.Atoi(r.PathValue("index"))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f.mu.Lock()
+	var refuse func()
+	next := s.next
+	switch {
+	case f.live(sid, owner) != s:
+		refuse = func() { replySessionGone(w) }
+	case s.policy.Type != "local":
+		refuse = func() { reply(w, CodePolicyMismatch, nil, "Policy not match") }
+	case perr != nil || index != next:
+		refuse = func() {
+			reply(w, CodeChunkOrder, nil, fmt.Sprintf("Chunk index %d out of order, expect %d", index, next))
+		}
+	}
+	want, off, file := min(f.ChunkSize, s.size-s.received), s.received, s.file
+	f.mu.Unlock()
+	if refuse != nil {
+		io.Copy(io.Discard, r.Body)
+		refuse()
+		return
+	}
+	body := &bodyReader{r: r.Body}
+	got, err := writeAt(file, off, io.LimitReader(body, want))
+	if body.err != nil {
+		return // the client is gone
+	}
+	extra, rerr := io.Copy(io.Discard, r.Body) // too long: by how much
+	if rerr != nil {
+		return
+	}
+	got += extra
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	s := f.liveUpload(w, r.PathValue("sid"), userOf(r))
-	if s == nil {
-		return
+	switch {
+	case f.live(sid, owner) != s: // cancelled, expired or forgotten meanwhile
+		replySessionGone(w)
+	case err != nil:
+		reply(w, codeIOFailed, nil, "Failed to write the chunk")
+	case got != want:
+		reply(w, CodeChunkLength, nil, fmt.Sprintf("Chunk size mismatch: want %d, got %d", want, got))
+	default:
+		s.received += want
+		s.next++
+		if s.received == s.size {
+			f.finish(w, s) // the last chunk completes the file
+			return
+		}
+		reply(w, CodeOK, nil, "")
 	}
-	if s.policy.Type != "local" {
-		reply(w, CodePolicyMismatch, nil, "Policy not match")
-		return
-	}
-	if err != nil || index != s.next {
-		reply(w, CodeChunkOrder, nil, fmt.Sprintf("Chunk index %d out of order, expect %d", index, s.next))
-		return
-	}
-	want := min(f.ChunkSize, s.size-int64(len(s.data)))
-	if int64(len(data)) != want {
-		reply(w, CodeChunkLength, nil, fmt.Sprintf("Chunk size mismatch: want %d, got %d", want, len(data)))
-		return
-	}
-	s.data = append(s.data, data...)
-	s.next++
-	if int64(len(s.data)) == s.size {
-		f.finish(w, s) // the last chunk completes the file
-		return
-	}
-	reply(w, CodeOK, nil, "")
 }
 
 func (f *Fake) cancel(w http.ResponseWriter, r *http.Request) {
@@ -349,57 +417,106 @@ func (f *Fake) cancel(w http.ResponseWriter, r *http.Request) {
 	defer f.mu.Unlock()
 	if s := f.liveUpload(w, r.PathValue("sid"), userOf(r)); s != nil {
 		s.done = true
+		s.discard()
 		reply(w, CodeOK, nil, "")
 	}
+}
+
+// onedriveLive finds an open OneDrive session, or nil (f.mu held).
+func (f *Fake) onedriveLive(sid string) *uploadSession {
+	s, ok := f.uploads[sid]
+	if !ok || s.done || s.policy.Type != "onedrive" || !f.now().Before(s.expires) {
+		return nil
+	}
+	return s
+}
+
+func onedriveGone(w http.ResponseWriter) {
+	w.WriteHeader(http.StatusNotFound)
+	fmt.Fprint(w, `{"error":{"code":"itemNotFound","message":"The upload session was not found"}}`)
+}
+
+func onedriveBadRange(w http.ResponseWriter, received int64) {
+	w.WriteHeader(http.StatusRequestedRangeNotSatisfiable)
+	fmt.Fprintf(w, `{"error":{"code":"invalidRange"},"nextExpectedRanges":["%d-"]}`, received)
 }
 
 // onedrivePut takes one byte range of an upload session, as Graph does:
 // Content-Range "bytes a-b/total", in order, a multiple of 320 KiB but the
 // last; 202 until complete, then 201. It needs no cookie: the URL is the
-// capability.
+// capability. The bytes go to the session's temp file outside f.mu; the
+// checks are made before and again after.
 func (f *Fake) onedrivePut(w http.ResponseWriter, r *http.Request) {
-	data, err := io.ReadAll(r.Body)
-	if err != nil {
-		return
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	s, ok := f.uploads[r.PathValue("sid")]
+	sid := r.PathValue("sid")
 	w.Header().Set("Content-Type", "application/json")
-	if !ok || s.done || s.policy.Type != "onedrive" || !f.now().Before(s.expires) {
-		w.WriteHeader(http.StatusNotFound)
-		fmt.Fprint(w, `{"error":{"code":"itemNotFound","message":"The upload session was not found"}}`)
+	f.mu.Lock()
+	s := f.onedriveLive(sid)
+	f.mu.Unlock()
+	if s == nil {
+		io.Copy(io.Discard, r.Body)
+		onedriveGone(w)
 		return
 	}
 	if r.Header.Get("Cookie") != "" {
 		// Graph is another host: a client sending the Cloudreve cookie there
 		// leaks it. Refuse, so tests catch it.
+		io.Copy(io.Discard, r.Body)
 		w.WriteHeader(http.StatusBadRequest)
 		fmt.Fprint(w, `{"error":{"code":"invalidRequest","message":"unexpected cookie"}}`)
 		return
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	var a, b, total int64
-	if _, err := fmt.Sscanf(r.Header.Get("Content-Range"), "bytes %d-%d/%d", &a, &b, &total); err != nil ||
-		total != s.size || a != s.received || b-a+1 != int64(len(data)) {
-		w.WriteHeader(http.StatusRequestedRangeNotSatisfiable)
-		fmt.Fprintf(w, `{"error":{"code":"invalidRange"},"nextExpectedRanges":["%d-"]}`, s.received)
+	_, perr := fmt.Sscanf(r.Header.Get("Content-Range"), "bytes %d-%d/%d", &a, &b, &total)
+	n := b - a + 1
+	f.mu.Lock()
+	live := f.onedriveLive(sid) == s
+	received, size, file := s.received, s.size, s.file
+	f.mu.Unlock()
+	switch {
+	case !live:
+		io.Copy(io.Discard, r.Body)
+		onedriveGone(w)
+		return
+	case perr != nil || total != size || a != received || n < 0:
+		io.Copy(io.Discard, r.Body)
+		onedriveBadRange(w, received)
 		return
 	}
+	body := &bodyReader{r: r.Body}
+	got, err := writeAt(file, a, io.LimitReader(body, n))
+	if body.err != nil {
+		return // the client is gone
+	}
+	extra, rerr := io.Copy(io.Discard, r.Body) // too long: by how much
+	if rerr != nil {
+		return
+	}
+	got += extra
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	last := b+1 == s.size
-	if !last && int64(len(data))%(320<<10) != 0 {
+	switch {
+	case f.onedriveLive(sid) != s: // expired or forgotten meanwhile
+		onedriveGone(w)
+	case err != nil:
+		w.WriteHeader(http.StatusInternalServerError)
+		fmt.Fprint(w, `{"error":{"code":"generalException","message":"write failed"}}`)
+	case got != n:
+		onedriveBadRange(w, s.received)
+	case !last && n%(320<<10) != 0:
 		w.WriteHeader(http.StatusBadRequest)
 		fmt.Fprint(w, `{"error":{"code":"invalidRequest","message":"fragment not a multiple of 320 KiB"}}`)
-		return
-	}
-	s.data = append(s.data, data...)
-	s.received += int64(len(data))
-	if last {
+	case last:
+		s.received += n
 		w.WriteHeader(http.StatusCreated)
 		fmt.Fprint(w, `{"id":"onedrive-item"}`)
-		return
+	default:
+		s.received += n
+		w.WriteHeader(http.StatusAccepted)
+		fmt.Fprintf(w, `{"nextExpectedRanges":["%d-"]}`, s.received)
 	}
-	w.WriteHeader(http.StatusAccepted)
-	fmt.Fprintf(w, `{"nextExpectedRanges":["%d-"]}`, s.received)
 }
 
 // onedriveStatus tells where an upload session stands, as Graph does for
@@ -421,10 +538,17 @@ func (f *Fake) onedriveStatus(w http.ResponseWriter, r *http.Request) {
 // at OneDrive; a 0-byte file needs no PUT at all.
 func (f *Fake) onedriveFinish(w http.ResponseWriter, r *http.Request) {
 	io.Copy(io.Discard, r.Body)
+	sid := r.PathValue("sid")
+	f.mu.Lock()
+	s := f.live(sid, nil)
+	f.mu.Unlock()
+	if s != nil { // wait for a range being written
+		s.mu.Lock()
+		defer s.mu.Unlock()
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	s := f.liveUpload(w, r.PathValue("sid"), nil)
-	if s == nil {
+	if f.liveUpload(w, sid, nil) == nil {
 		return
 	}
 	if s.policy.Type != "onedrive" {
@@ -478,9 +602,12 @@ func (f *Fake) serveFile(w http.ResponseWriter, r *http.Request) {
 		n = f.files[s.fileID]
 	}
 	var name string
-	var content []byte
-	if n != nil {
-		name, content = n.name, n.content
+	var fl *os.File
+	var size int64
+	var err error
+	if n != nil && bad == "" { // opened under f.mu: a delete meanwhile does not pull it away
+		name, size = n.name, n.blob.size
+		fl, err = n.blob.open()
 	}
 	f.mu.Unlock()
 	switch {
@@ -488,10 +615,13 @@ func (f *Fake) serveFile(w http.ResponseWriter, r *http.Request) {
 		reply(w, CodeBadSignature, nil, bad)
 	case n == nil:
 		reply(w, CodeDownloadGone, nil, "Download session not exist")
+	case err != nil:
+		reply(w, codeIOFailed, nil, "Failed to open the file")
 	default:
+		defer fl.Close()
 		w.Header().Set("Content-Type", "application/octet-stream")
 		w.Header().Set("Content-Disposition", `attachment; filename="`+url.PathEscape(name)+`"`)
-		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(content))
+		http.ServeContent(w, r, "", time.Time{}, io.NewSectionReader(fl, 0, size))
 	}
 }
 
@@ -584,7 +714,7 @@ func (f *Fake) moveOrCopy(w http.ResponseWriter, r *http.Request, isCopy bool) {
 }
 
 func (f *Fake) copyNode(n, dst *node) {
-	c := f.add(dst, n.name, n.dir, n.content)
+	c := f.add(dst, n.name, n.dir, n.blob)
 	if n.dir {
 		c.policy = n.policy
 		for _, k := range sortedKids(n) {
@@ -651,22 +781,33 @@ func (f *Fake) remove(w http.ResponseWriter, r *http.Request) {
 	reply(w, CodeOK, nil, "") // missing ids still answer 0
 }
 
+// update replaces a file's content with the body, streamed to a new temp
+// file first (outside f.mu).
 func (f *Fake) update(w http.ResponseWriter, r *http.Request) {
-	data, err := io.ReadAll(r.Body)
-	if err != nil {
-		return
+	body := &bodyReader{r: r.Body}
+	b, err := f.store(body)
+	if body.err != nil {
+		return // the client is gone
 	}
 	u := userOf(r)
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if err != nil {
+		reply(w, codeIOFailed, nil, "Failed to store the content")
+		return
+	}
 	n, ok := f.files[r.PathValue("id")]
 	switch {
 	case !ok || n.owner != u:
+		os.Remove(b.file)
 		reply(w, CodeNotFound, nil, "File not exist")
-	case f.used(u)-int64(len(n.content))+int64(len(data)) > f.QuotaBytes:
+	case f.used(u)-n.size()+b.size > f.QuotaBytes:
+		os.Remove(b.file)
 		reply(w, CodeNoCapacity, nil, "Insufficient capacity")
 	default:
-		n.content, n.date = data, f.now()
+		f.release(n.blob)
+		b.refs = 1
+		n.blob, n.date = b, f.now()
 		reply(w, CodeOK, nil, "")
 	}
 }

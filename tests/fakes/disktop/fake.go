@@ -2,18 +2,23 @@
 // (../shared/providers/disktop.md), for tests and for trying a mount without
 // an account. Where the document is silent the fake picks one reading and
 // enforces it; the choices are listed on Fake.
+//
+// Content (files and received upload parts) is kept in temp files, one per
+// version, removed by Close; metadata lives in memory.
 package disktopfake
 
 import (
+	"bytes"
 	"crypto/hmac"
-	"crypto/md5"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -54,8 +59,7 @@ type node struct {
 	name    string
 	parent  *node
 	kids    map[string]*node
-	content []byte
-	md5     string
+	blob    *blob // a file's content
 	created time.Time
 }
 
@@ -87,10 +91,27 @@ type upload struct {
 	name     string
 	size     int64
 	md5      string
-	parts    map[int][]byte
+	chunk    int64         // the chunk size precreate announced
+	parts    map[int]*blob // received parts, each in a temp file
 	total    int
 	expires  time.Time
 	finished bool
+}
+
+// partSize is how many bytes part seq (1..total) has.
+func (u *upload) partSize(seq int) int64 {
+	if seq == u.total {
+		return u.size - int64(u.total-1)*u.chunk
+	}
+	return u.chunk
+}
+
+// dropParts removes the session's received parts (f.mu held).
+func (u *upload) dropParts() {
+	for seq, p := range u.parts {
+		os.Remove(p.file)
+		delete(u.parts, seq)
+	}
 }
 
 // Fake is the provider, served by Handler through its fault layer
@@ -142,6 +163,7 @@ type Fake struct {
 	QuotaBytes int64
 
 	ClientID, ClientSecret string
+	dir                    string // the temp dir holding content
 	baseURL                string
 	linkKey                []byte // signs download URLs; a restart rotates it
 
@@ -169,8 +191,14 @@ type authCode struct {
 }
 
 // New makes a fake with an empty account whose sandbox folder exists.
+// Close removes the temp files that hold its content.
 func New() *Fake {
+	dir, err := os.MkdirTemp("", "disktopfake-*")
+	if err != nil {
+		panic(fmt.Sprintf("disktopfake: temp dir: %v", err))
+	}
 	f := &Fake{
+		dir:            dir,
 		DeviceInterval: 5 * time.Second,
 		ChunkSize:      5 << 20,
 		AccessTTL:      time.Hour,
@@ -199,6 +227,14 @@ func New() *Fake {
 	return f
 }
 
+// Close removes the temp files holding the fake's content; the fake must
+// not be used afterwards.
+func (f *Fake) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return os.RemoveAll(f.dir)
+}
+
 // newKey makes a random signing key.
 func newKey() []byte {
 	k := make([]byte, 32)
@@ -213,6 +249,9 @@ func (f *Fake) restart() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.tokens = map[string]*token{}
+	for _, u := range f.uploads {
+		u.dropParts()
+	}
 	f.uploads = map[string]*upload{}
 	f.linkKey = newKey()
 }
@@ -272,9 +311,10 @@ func (f *Fake) newFolder(parent *node, name string) *node {
 	return n
 }
 
-func (f *Fake) newFile(parent *node, name string, content []byte) *node {
-	sum := md5.Sum(content)
-	n := &node{id: f.nextFile, name: name, parent: parent, content: content, md5: hex.EncodeToString(sum[:]), created: f.now()}
+// newFile makes a file of content b, which it then shares (f.mu held).
+func (f *Fake) newFile(parent *node, name string, b *blob) *node {
+	b.refs++
+	n := &node{id: f.nextFile, name: name, parent: parent, blob: b, created: f.now()}
 	f.nextFile++
 	f.files[n.id] = n
 	parent.kids[name] = n
@@ -404,21 +444,36 @@ func (f *Fake) Put(p string, content []byte) {
 		}
 		dir = next
 	}
+	b, err := f.store(bytes.NewReader(content))
+	if err != nil {
+		panic(fmt.Sprintf("disktopfake: storing %s: %v", p, err))
+	}
 	if old, ok := dir.kids[segs[len(segs)-1]]; ok {
 		f.drop(old)
 	}
-	f.newFile(dir, segs[len(segs)-1], content)
+	f.newFile(dir, segs[len(segs)-1], b)
 }
 
-// File returns the content at a sandbox path.
+// File returns the content at a sandbox path, read from its temp file.
 func (f *Fake) File(p string) ([]byte, bool) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	n := f.lookup(f.sandbox(), p)
 	if n == nil || n.dir {
+		f.mu.Unlock()
 		return nil, false
 	}
-	return n.content, true
+	size := n.blob.size
+	fl, err := n.blob.open()
+	f.mu.Unlock()
+	if err != nil {
+		return nil, false
+	}
+	defer fl.Close()
+	content := make([]byte, size)
+	if _, err := io.ReadFull(fl, content); err != nil {
+		return nil, false
+	}
+	return content, true
 }
 
 // OpenUploads counts upload sessions neither completed nor aborted.
@@ -466,13 +521,14 @@ func (f *Fake) drop(n *node) {
 		delete(f.folders, n.id)
 	} else {
 		delete(f.files, n.id)
+		f.release(n.blob)
 	}
 }
 
 func (f *Fake) used() int64 {
 	var total int64
 	for _, n := range f.files {
-		total += int64(len(n.content))
+		total += n.blob.size
 	}
 	return total
 }

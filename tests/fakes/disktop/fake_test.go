@@ -29,6 +29,7 @@ type harness struct {
 
 func newHarness(t *testing.T) *harness {
 	h := &harness{t: t, f: New(), now: time.Unix(1_800_000_000, 0)}
+	t.Cleanup(func() { h.f.Close() })
 	h.f.SetClock(func() time.Time { h.mu.Lock(); defer h.mu.Unlock(); return h.now })
 	h.srv = httptest.NewServer(h.f.Handler())
 	t.Cleanup(h.srv.Close)

@@ -1,16 +1,14 @@
 package disktopfake
 
 import (
-	"bytes"
-	"crypto/md5"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"fmt"
 	"html"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"path"
 	"strconv"
 	"strings"
@@ -130,7 +128,7 @@ func (f *Fake) quota(w http.ResponseWriter, r *http.Request, s session) {
 }
 
 func fileJSON(n *node) map[string]any {
-	return map[string]any{"id": n.id, "name": n.name, "size": len(n.content), "md5": n.md5}
+	return map[string]any{"id": n.id, "name": n.name, "size": n.blob.size, "md5": n.blob.md5}
 }
 
 func (f *Fake) list(w http.ResponseWriter, r *http.Request, s session) {
@@ -222,7 +220,7 @@ func (f *Fake) download(w http.ResponseWriter, r *http.Request, s session) {
 	sig := f.sign(n.id, exp)
 	f.secrets = append(f.secrets, sig)
 	u := fmt.Sprintf("%s/dl/%d?exp=%d&sig=%s", f.baseURL, n.id, exp, sig)
-	ok(w, map[string]any{"url": u, "expires_in": int(ttl / time.Second), "name": n.name, "size": len(n.content), "md5": n.md5})
+	ok(w, map[string]any{"url": u, "expires_in": int(ttl / time.Second), "name": n.name, "size": n.blob.size, "md5": n.blob.md5})
 }
 
 // serveFile serves a signed URL, with Range, until it expires.
@@ -232,16 +230,24 @@ func (f *Fake) serveFile(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	n, found := f.files[id]
 	good := found && r.URL.Query().Get("sig") == f.sign(id, exp) && f.now().Unix() <= exp
-	var content []byte
-	if found {
-		content = n.content
+	var fl *os.File
+	var size int64
+	var err error
+	if good { // opened under f.mu: a delete meanwhile does not pull it away
+		fl, err = n.blob.open()
+		size = n.blob.size
 	}
 	f.mu.Unlock()
 	if !good {
 		http.Error(w, "link expired or invalid", http.StatusForbidden)
 		return
 	}
-	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(content))
+	if err != nil {
+		http.Error(w, "content unavailable", http.StatusInternalServerError)
+		return
+	}
+	defer fl.Close()
+	http.ServeContent(w, r, "", time.Time{}, io.NewSectionReader(fl, 0, size))
 }
 
 // folderAt resolves parent_path for a write.
@@ -379,7 +385,7 @@ func (f *Fake) manage(w http.ResponseWriter, r *http.Request, s session) {
 
 func (f *Fake) copyNode(n, dest *node) {
 	if !n.dir {
-		f.newFile(dest, n.name, n.content)
+		f.newFile(dest, n.name, n.blob)
 		return
 	}
 	c := f.newFolder(dest, n.name)
@@ -402,67 +408,106 @@ func (f *Fake) precreate(w http.ResponseWriter, r *http.Request, s session) {
 	if parent == nil {
 		return
 	}
-	if f.used()+size > f.QuotaBytes {
+	if size > f.QuotaBytes-f.used() { // not used+size, which a huge size overflows
 		apiError(w, http.StatusInsufficientStorage, ErrnoQuota, "quota exceeded")
 		return
 	}
 	for _, n := range f.files { // dedup: the same bytes anywhere in the account
-		if n.md5 == sum && int64(len(n.content)) == size {
-			c := f.newFile(parent, name, n.content)
+		if n.blob.md5 == sum && n.blob.size == size {
+			c := f.newFile(parent, name, n.blob)
 			ok(w, map[string]any{"instant_upload": true, "file_id": c.id, "path": fullPath(c), "size": size})
 			return
 		}
 	}
-	total := int((size + f.ChunkSize - 1) / f.ChunkSize)
-	u := &upload{id: randomHex(16), parent: parent, name: name, size: size, md5: sum,
-		parts: map[int][]byte{}, total: total, expires: f.now().Add(24 * time.Hour)}
+	total := int(size / f.ChunkSize) // (size + ChunkSize - 1) / ChunkSize overflows near MaxInt64
+	if size%f.ChunkSize != 0 {
+		total++
+	}
+	u := &upload{id: randomHex(16), parent: parent, name: name, size: size, md5: sum, chunk: f.ChunkSize,
+		parts: map[int]*blob{}, total: total, expires: f.now().Add(24 * time.Hour)}
 	f.uploads[u.id] = u
 	ok(w, map[string]any{"instant_upload": false, "upload_id": u.id, "endpoint": f.baseURL + "/upload",
 		"chunk_size": f.ChunkSize, "total_parts": total, "expires_in": 86400})
 }
 
-// session finds a live upload session.
-func (f *Fake) uploadSession(w http.ResponseWriter, id string) *upload {
+// liveUpload finds a live upload session, or nil (f.mu held).
+func (f *Fake) liveUpload(id string) *upload {
 	u, found := f.uploads[id]
 	if !found || u.finished || f.now().After(u.expires) {
-		apiError(w, http.StatusNotFound, ErrnoNotFound, "unknown upload_id")
 		return nil
 	}
 	return u
 }
 
-func (f *Fake) part(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		return
+// uploadSession finds a live upload session, answering 404 when there is
+// none (f.mu held).
+func (f *Fake) uploadSession(w http.ResponseWriter, id string) *upload {
+	u := f.liveUpload(id)
+	if u == nil {
+		apiError(w, http.StatusNotFound, ErrnoNotFound, "unknown upload_id")
 	}
+	return u
+}
+
+// part takes one part of an upload session, streamed to a temp file (and
+// hashed for its etag) outside f.mu; the checks are made before and again
+// after, in the order the body-first reading of the protocol gives:
+// session, part number, length.
+func (f *Fake) part(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
+	id := q.Get("upload_id")
 	seq, _ := strconv.Atoi(q.Get("part_seq"))
 	f.mu.Lock()
+	u := f.liveUpload(id)
+	f.mu.Unlock()
+	if u == nil || seq < 1 || seq > u.total {
+		io.Copy(io.Discard, r.Body)
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if u = f.uploadSession(w, id); u != nil {
+			apiError(w, http.StatusBadRequest, ErrnoBadRequest, fmt.Sprintf("part_seq must be 1..%d", u.total))
+		}
+		return
+	}
+	want := u.partSize(seq)
+	body := &bodyReader{r: r.Body}
+	p, err := f.store(io.LimitReader(body, want+1))
+	if err != nil {
+		if body.err == nil { // the client is still there to be told
+			apiError(w, http.StatusInternalServerError, ErrnoInternal, "storing the part failed")
+		}
+		return
+	}
+	got := p.size
+	if got > want { // too long: how long, without keeping the rest
+		extra, err := io.Copy(io.Discard, r.Body)
+		if err != nil {
+			os.Remove(p.file)
+			return
+		}
+		got += extra
+	}
+	f.mu.Lock()
 	defer f.mu.Unlock()
-	u := f.uploadSession(w, q.Get("upload_id"))
-	if u == nil {
+	if f.uploadSession(w, id) != u { // aborted, completed, expired or forgotten meanwhile
+		os.Remove(p.file)
 		return
 	}
-	if seq < 1 || seq > u.total {
-		apiError(w, http.StatusBadRequest, ErrnoBadRequest, fmt.Sprintf("part_seq must be 1..%d", u.total))
-		return
-	}
-	want := f.ChunkSize
-	if seq == u.total {
-		want = u.size - int64(u.total-1)*f.ChunkSize
-	}
-	if int64(len(body)) != want {
-		apiError(w, http.StatusBadRequest, ErrnoBadRequest, fmt.Sprintf("part %d must be %d bytes, got %d", seq, want, len(body)))
+	if got != want {
+		os.Remove(p.file)
+		apiError(w, http.StatusBadRequest, ErrnoBadRequest, fmt.Sprintf("part %d must be %d bytes, got %d", seq, want, got))
 		return
 	}
 	if f.loseParts[seq] {
 		delete(f.loseParts, seq)
+		os.Remove(p.file)
 	} else {
-		u.parts[seq] = body
+		if old := u.parts[seq]; old != nil {
+			os.Remove(old.file)
+		}
+		u.parts[seq] = p
 	}
-	sum := md5.Sum(body)
-	ok(w, map[string]any{"part_seq": seq, "etag": hex.EncodeToString(sum[:]), "size": len(body),
+	ok(w, map[string]any{"part_seq": seq, "etag": p.md5, "size": p.size,
 		"received_parts": len(u.parts), "total_parts": u.total})
 }
 
@@ -478,7 +523,7 @@ func (f *Fake) parts(w http.ResponseWriter, r *http.Request) {
 	for seq := 1; seq <= u.total; seq++ {
 		if p, got := u.parts[seq]; got {
 			received = append(received, seq)
-			details[strconv.Itoa(seq)] = map[string]any{"part_number": seq, "size": len(p)}
+			details[strconv.Itoa(seq)] = map[string]any{"part_number": seq, "size": p.size}
 		}
 	}
 	progress := 100.0
@@ -488,35 +533,72 @@ func (f *Fake) parts(w http.ResponseWriter, r *http.Request) {
 	ok(w, map[string]any{"upload_id": u.id, "total_parts": u.total, "received_parts": received, "progress": progress, "parts": details})
 }
 
+// complete assembles the parts into the file. The copy (and its md5) runs
+// outside f.mu; a part delivered again meanwhile makes it start over.
 func (f *Fake) complete(w http.ResponseWriter, r *http.Request) {
+	for !f.completeOnce(w, r.PathValue("id")) {
+	}
+}
+
+// completeOnce is one attempt of complete; false: the parts changed while
+// they were copied, try again.
+func (f *Fake) completeOnce(w http.ResponseWriter, id string) bool {
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	u := f.uploadSession(w, r.PathValue("id"))
+	u := f.uploadSession(w, id)
 	if u == nil {
-		return
+		f.mu.Unlock()
+		return true
 	}
 	if len(u.parts) != u.total {
+		f.mu.Unlock()
 		apiError(w, 425, ErrnoIncomplete, fmt.Sprintf("incomplete: %d/%d", len(u.parts), u.total))
-		return
+		return true
 	}
-	var content []byte
+	parts := make([]*blob, u.total)
 	for seq := 1; seq <= u.total; seq++ {
-		content = append(content, u.parts[seq]...)
+		parts[seq-1] = u.parts[seq]
 	}
-	sum := md5.Sum(content)
-	if hex.EncodeToString(sum[:]) != u.md5 {
-		u.finished = true
-		apiError(w, http.StatusBadRequest, ErrnoBadRequest, "md5 of the parts does not match precreate's")
-		return
+	f.mu.Unlock()
+
+	b, err := f.concat(parts)
+
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.uploadSession(w, id) != u { // aborted, completed or forgotten meanwhile
+		if err == nil {
+			os.Remove(b.file)
+		}
+		return true
 	}
-	if _, taken := u.parent.kids[u.name]; taken {
-		u.finished = true
-		apiError(w, http.StatusConflict, ErrnoExists, "name exists")
-		return
+	same := len(u.parts) == len(parts)
+	for seq, p := range parts {
+		same = same && u.parts[seq+1] == p
+	}
+	if !same {
+		if err == nil {
+			os.Remove(b.file)
+		}
+		return false
+	}
+	if err != nil {
+		apiError(w, http.StatusInternalServerError, ErrnoInternal, "assembling the parts failed")
+		return true
 	}
 	u.finished = true
-	n := f.newFile(u.parent, u.name, content)
-	ok(w, map[string]any{"file_id": n.id, "path": fullPath(n), "size": len(content), "md5": n.md5})
+	u.dropParts()
+	if b.md5 != u.md5 {
+		os.Remove(b.file)
+		apiError(w, http.StatusBadRequest, ErrnoBadRequest, "md5 of the parts does not match precreate's")
+		return true
+	}
+	if _, taken := u.parent.kids[u.name]; taken {
+		os.Remove(b.file)
+		apiError(w, http.StatusConflict, ErrnoExists, "name exists")
+		return true
+	}
+	n := f.newFile(u.parent, u.name, b)
+	ok(w, map[string]any{"file_id": n.id, "path": fullPath(n), "size": b.size, "md5": b.md5})
+	return true
 }
 
 func (f *Fake) abort(w http.ResponseWriter, r *http.Request) {
@@ -527,6 +609,7 @@ func (f *Fake) abort(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u.finished = true
+	u.dropParts()
 	ok(w, map[string]any{"ok": true})
 }
 
