@@ -65,9 +65,15 @@ func (s *Server) quota(ctx context.Context, m *mount) (drivers.Quota, error) {
 // storage per folder (drivers.DirQuotaer: a Gokuai library), the mount's
 // otherwise.
 func (s *Server) quotaAt(ctx context.Context, t target) (drivers.Quota, error) {
-	if dq, ok := t.m.drv.d.(drivers.DirQuotaer); ok {
+	if dq, ok := t.m.drv.d.(drivers.DirQuotaer); ok && t.m.dirQuotas != nil {
+		if q, ok := t.m.dirQuotas.Get(t.rel); ok {
+			return q, nil
+		}
 		q, err := dq.DirQuota(withCall(ctx, t.m.path, OpQuota), drivers.Ref{Path: t.rel})
 		t.m.drv.done(OpQuota, err)
+		if err == nil {
+			t.m.dirQuotas.Add(t.rel, q)
+		}
 		if !errors.Is(err, drivers.ErrNotSupported) {
 			return q, err
 		}

@@ -24,6 +24,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/golang-lru/v2/expirable"
 	"github.com/rs/zerolog"
 	"golang.org/x/net/webdav"
 	"golang.org/x/sync/singleflight"
@@ -100,6 +101,9 @@ type mount struct {
 	rootMu sync.Mutex
 	root   *drivers.Object
 	quota  quotaCache
+	// dirQuotas are a DirQuotaer's figures by folder, reused for
+	// quotaTTL: Finder asks for quota with every folder it shows.
+	dirQuotas *expirable.LRU[string, drivers.Quota]
 }
 
 // New builds the server. It creates the temp folder and removes stale
@@ -152,6 +156,9 @@ func New(opts Options) (*Server, error) {
 			redirect: m.Redirect,
 			noMacMD:  m.RefuseMacOSMetadata,
 			calls:    c,
+		}
+		if _, ok := m.Driver.(drivers.DirQuotaer); ok {
+			s.mounts[m.Path].dirQuotas = expirable.NewLRU[string, drivers.Quota](1024, nil, quotaTTL)
 		}
 		s.order = append(s.order, m.Path)
 	}
