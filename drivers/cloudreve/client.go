@@ -264,90 +264,42 @@ func callName(p string) string {
 
 // session returns the current cookie, logging in when there is none.
 func (d *Driver) session(ctx context.Context) (string, error) {
-	d.mu.Lock()
-	c := d.cookie
-	d.mu.Unlock()
-	if c != "" {
-		return c, nil
-	}
-	return d.relogin(ctx, "")
+	return d.login.Current(ctx)
 }
 
-// loginCall is a login in progress, shared by every caller that needs it.
-type loginCall struct {
-	done   chan struct{}
-	cookie string
-	err    error
-}
-
-// relogin replaces the session stale (which the server refused): if
-// another caller already replaced it, its cookie is used; if a login is
-// under way, it is waited for; otherwise one starts. The login runs
-// detached from the caller's cancellation, since others may wait for it.
+// relogin replaces the session stale (which the server refused), once for
+// every caller (auth.Relogin).
 func (d *Driver) relogin(ctx context.Context, stale string) (string, error) {
-	d.mu.Lock()
-	if d.cookie != stale && d.cookie != "" {
-		c := d.cookie
-		d.mu.Unlock()
-		return c, nil
-	}
-	if d.loginErr != nil && d.now().Before(d.loginRetry) {
-		err := d.loginErr
-		d.mu.Unlock()
-		return "", err
-	}
-	lc := d.inflight
-	if lc == nil {
-		lc = &loginCall{done: make(chan struct{})}
-		d.inflight = lc
-		go d.runLogin(context.WithoutCancel(ctx), lc)
-	}
-	d.mu.Unlock()
-	select {
-	case <-lc.done:
-		return lc.cookie, lc.err
-	case <-ctx.Done():
-		return "", ctx.Err()
-	}
+	return d.login.Renew(ctx, stale)
 }
 
-// runLogin logs in for every caller of lc. A passing failure (a 429 on
-// /user/session, a proxy's 5xx, a lost connection: logging in twice only
-// makes another session) is retried through the pacer within the minute
-// the login may take; the whole login is made again, so a second factor
-// is sent with the session it belongs to. A refusal is not retried.
-func (d *Driver) runLogin(ctx context.Context, lc *loginCall) {
+// runLogin is one login for every caller waiting for it. A passing failure
+// (a 429 on /user/session, a proxy's 5xx, a lost connection: logging in
+// twice only makes another session) is retried through the pacer within
+// the minute the login may take; the whole login is made again, so a
+// second factor is sent with the session it belongs to. A refusal is not
+// retried.
+func (d *Driver) runLogin(ctx context.Context) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	var cookie string
 	err := d.retrier().Call(ctx, func(int) (pacer.Retry, error) {
 		var err error
-		cookie, err = d.login(ctx)
+		cookie, err = d.signIn(ctx)
 		return retryOf(err, true), err
 	})
 	if err != nil {
 		err = fmt.Errorf("login: %w", classify(err))
-	}
-	d.mu.Lock()
-	d.inflight = nil
-	if err == nil {
-		d.cookie, d.loginErr = cookie, nil
-	} else if errors.Is(err, drivers.ErrAuthExpired) {
-		d.loginErr, d.loginRetry = err, d.now().Add(loginBackoff)
-	}
-	d.mu.Unlock()
-	if err == nil {
-		d.saveSession(cookie)
-	} else {
 		d.log.Warn().Str("error", err.Error()).Msg("cloudreve: login failed")
+		return "", err
 	}
-	lc.cookie, lc.err = cookie, err
-	close(lc.done)
+	d.saveSession(cookie)
+	return cookie, nil
 }
 
-// login signs in with the configured credentials and, when the server
+// signIn signs in with the configured credentials and, when the server
 // asks for it (code 203), the TOTP code of totp_secret.
-func (d *Driver) login(ctx context.Context) (string, error) {
+func (d *Driver) signIn(ctx context.Context) (string, error) {
 	if d.opts.Username == "" || d.opts.Password == "" {
 		return "", fmt.Errorf("the session was refused and no username and password are configured: %w", drivers.ErrAuthExpired)
 	}

@@ -99,6 +99,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"bridge/auth"
 	"bridge/drivers"
 	"bridge/drivers/flex"
 	"bridge/drivers/pacer"
@@ -130,11 +131,7 @@ type Driver struct {
 	sleep     func(ctx context.Context, d time.Duration) error // waits between retries
 	gate      pacer.Gate                                       // a rate limit met by one call holds the others back
 
-	mu         sync.Mutex
-	cookie     string
-	inflight   *loginCall
-	loginErr   error // the last refused login, answered until loginRetry
-	loginRetry time.Time
+	login *auth.Relogin[string] // the session cookie, one login for all callers
 
 	polMu    sync.Mutex
 	policies map[string]policy // by folder path, from listings
@@ -172,13 +169,16 @@ func New(ctx context.Context, cfg drivers.Config) (drivers.Driver, error) {
 	if cfg.StateDir != "" {
 		d.stateFile = filepath.Join(cfg.StateDir, "session.json")
 	}
-	d.cookie = o.SessionCookie
+	d.login = &auth.Relogin[string]{Login: d.runLogin, Key: func(c string) string { return c },
+		Refused: func(err error) bool { return errors.Is(err, drivers.ErrAuthExpired) },
+		Backoff: loginBackoff, Now: func() time.Time { return d.now() }}
+	d.login.Set(o.SessionCookie)
 	var saved savedSession
 	if b, err := os.ReadFile(d.stateFile); err == nil && json.Unmarshal(b, &saved) == nil &&
 		saved.BaseURL == o.BaseURL && saved.Username == o.Username && saved.Cookie != "" {
-		d.cookie = saved.Cookie
+		d.login.Set(saved.Cookie)
 	}
-	if d.cookie == "" {
+	if d.login.Peek() == "" {
 		if _, err := d.relogin(ctx, ""); err != nil {
 			d.log.Warn().Str("error", err.Error()).Msg("cloudreve: login at start failed; calls will retry it")
 		}

@@ -279,7 +279,7 @@ func TestSessionCookieOption(t *testing.T) {
 	e := newFake(t)
 	// Get a real cookie with a first driver that has no state dir to share.
 	d0 := e.open(t, nil)
-	cookie := d0.cookie
+	cookie := d0.login.Peek()
 	os.Remove(filepath.Join(e.state, "session.json"))
 	d := e.open(t, map[string]any{"username": nil, "password": nil, "session_cookie": cookie})
 	if _, err := d.Quota(context.Background()); err != nil {

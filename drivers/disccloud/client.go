@@ -277,59 +277,21 @@ func (d *Driver) call(ctx context.Context, rq request) error {
 
 // session returns the current token, authorizing when there is none.
 func (d *Driver) session(ctx context.Context) (session, error) {
-	d.mu.Lock()
-	s := d.sess
-	d.mu.Unlock()
-	if s.token != "" {
-		return s, nil
-	}
-	return d.reauthorize(ctx, "")
+	return d.auth.Current(ctx)
 }
 
-// authCall is an /authorize in progress, shared by every caller.
-type authCall struct {
-	done chan struct{}
-	sess session
-	err  error
-}
-
-// reauthorize replaces the token stale, which the site refused: if
-// another caller replaced it already, the new one is used; if an
-// /authorize is under way, it is waited for; otherwise one starts. It runs
-// detached from the caller's cancellation, since others wait for it. A
-// second /authorize would log the first one's callers out again, so there
-// is never more than one at a time.
+// reauthorize replaces the token stale, which the site refused, once for
+// every caller (auth.Relogin): a second /authorize would log the first
+// one's callers out again, so there is never more than one at a time.
 func (d *Driver) reauthorize(ctx context.Context, stale string) (session, error) {
-	d.mu.Lock()
-	if d.sess.token != "" && d.sess.token != stale {
-		s := d.sess
-		d.mu.Unlock()
-		return s, nil
-	}
-	if d.authErr != nil && d.now().Before(d.authRetry) {
-		err := d.authErr
-		d.mu.Unlock()
-		return session{}, err
-	}
-	ac := d.inflight
-	if ac == nil {
-		ac = &authCall{done: make(chan struct{})}
-		d.inflight = ac
-		go d.runAuthorize(context.WithoutCancel(ctx), ac)
-	}
-	d.mu.Unlock()
-	select {
-	case <-ac.done:
-		return ac.sess, ac.err
-	case <-ctx.Done():
-		return session{}, ctx.Err()
-	}
+	return d.auth.Renew(ctx, stale)
 }
 
-// runAuthorize authorizes for every caller of ac. Passing failures (the
-// site's 429, a proxy's 5xx, a lost connection) are retried through the
-// pacer within a minute; a refusal is remembered for authBackoff.
-func (d *Driver) runAuthorize(ctx context.Context, ac *authCall) {
+// runAuthorize is one /authorize for every caller waiting for it. Passing
+// failures (the site's 429, a proxy's 5xx, a lost connection) are retried
+// through the pacer within a minute; a refusal is remembered for
+// authBackoff.
+func (d *Driver) runAuthorize(ctx context.Context) (session, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	var s session
@@ -340,22 +302,11 @@ func (d *Driver) runAuthorize(ctx context.Context, ac *authCall) {
 	})
 	if err != nil {
 		err = fmt.Errorf("disccloud: authorize: %w", classify(err))
-	}
-	d.mu.Lock()
-	d.inflight = nil
-	if err == nil {
-		d.sess, d.authErr = s, nil
-	} else if errors.Is(err, drivers.ErrAuthExpired) {
-		d.authErr, d.authRetry = err, d.now().Add(authBackoff)
-	}
-	d.mu.Unlock()
-	if err == nil {
-		d.saveSession(s)
-	} else {
 		d.log.Warn().Str("error", err.Error()).Msg("disccloud: authorize failed")
+		return session{}, err
 	}
-	ac.sess, ac.err = s, err
-	close(ac.done)
+	d.saveSession(s)
+	return s, nil
 }
 
 // authorize asks for a token with the API keys (or the account login).
@@ -417,7 +368,7 @@ func (d *Driver) who() string {
 func (d *Driver) loadSession(b []byte) {
 	var s savedSession
 	if json.Unmarshal(b, &s) == nil && s.APIBase == d.api && s.Who == d.who() && s.Token != "" && s.Account != "" {
-		d.sess = session{token: s.Token, account: s.Account}
+		d.auth.Set(session{token: s.Token, account: s.Account})
 	}
 }
 

@@ -93,6 +93,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"bridge/auth"
 	"bridge/drivers"
 	"bridge/drivers/flex"
 	"bridge/drivers/pacer"
@@ -134,11 +135,7 @@ type Driver struct {
 	sleep     func(ctx context.Context, d time.Duration) error
 	gate      pacer.Gate
 
-	mu        sync.Mutex
-	sess      session
-	inflight  *authCall
-	authErr   error
-	authRetry time.Time
+	auth *auth.Relogin[session] // the token, one /authorize for all callers
 
 	pkgMu sync.Mutex
 	pkg   packageInfo
@@ -170,6 +167,9 @@ func New(ctx context.Context, cfg drivers.Config) (drivers.Driver, error) {
 		client = http.DefaultClient
 	}
 	d := &Driver{opts: o, api: api, loc: loc, client: client, log: cfg.Logger, now: time.Now, sleep: pacer.Sleep}
+	d.auth = &auth.Relogin[session]{Login: d.runAuthorize, Key: func(s session) string { return s.token },
+		Refused: func(err error) bool { return errors.Is(err, drivers.ErrAuthExpired) },
+		Backoff: authBackoff, Now: func() time.Time { return d.now() }}
 	if cfg.StateDir != "" {
 		d.stateFile = filepath.Join(cfg.StateDir, "session.json")
 		if b, err := os.ReadFile(d.stateFile); err == nil {
