@@ -71,6 +71,9 @@ Usage:
   bridge check-config FILE          report every problem of a configuration file
   bridge login [-config FILE] [-auth-code] MOUNT
                                     authorize a mount's provider account
+  bridge migrate-state -config FILE -to redis|dir [-overwrite]
+                                    copy tokens, sessions and dead properties from
+                                    state_dir into server.shared_state, or back
   bridge version                    print the version
 
 Without -config, ./data is served through the local driver on 127.0.0.1:8080
@@ -100,6 +103,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = checkConfigCmd(ctx, args, stdout)
 	case "login":
 		err = loginCmd(ctx, args, stdin, stdout, stderr)
+	case "migrate-state":
+		err = migrateStateCmd(ctx, args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "bridge", version)
 	case "help", "-h", "-help", "--help":
@@ -187,11 +192,18 @@ func loginCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	if err != nil {
 		return err
 	}
+	shared, err := openShared(ctx, c)
+	if err != nil {
+		return err
+	}
+	if shared != nil {
+		defer shared.Close() // the tokens go where every instance reads them
+	}
 	for i, m := range c.Mounts {
 		if m.Path != fs.Arg(0) {
 			continue
 		}
-		drv, err := newDriver(ctx, c, i, newLogger(c.Server, stderr), metrics.New())
+		drv, err := newDriver(ctx, c, i, newLogger(c.Server, stderr), metrics.New(), shared)
 		if err != nil {
 			return err
 		}

@@ -19,9 +19,11 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"bridge/auth"
+	"bridge/cluster"
 	"bridge/config"
 	"bridge/davfs"
 	"bridge/davfs/deadprops"
+	"bridge/davfs/locks"
 	"bridge/drivers"
 	"bridge/metrics"
 )
@@ -145,8 +147,17 @@ func mountStateDir(stateDir, mountPath string) string {
 	return filepath.Join(stateDir, "mounts", strings.TrimPrefix(mountPath, "/"))
 }
 
-// newDriver builds mount i's driver.
-func newDriver(ctx context.Context, c *config.Config, i int, log zerolog.Logger, mtr *metrics.Metrics) (drivers.Driver, error) {
+// openShared connects to server.shared_state; nil without one.
+func openShared(ctx context.Context, c *config.Config) (*cluster.Redis, error) {
+	if c.Server.SharedState == "" {
+		return nil, nil
+	}
+	return cluster.Open(ctx, c.Server.SharedState, c.Server.SharedPrefix)
+}
+
+// newDriver builds mount i's driver; its tokens and sessions are kept in
+// shared when several instances share their state, else under state_dir.
+func newDriver(ctx context.Context, c *config.Config, i int, log zerolog.Logger, mtr *metrics.Metrics, shared *cluster.Redis) (drivers.Driver, error) {
 	m := c.Mounts[i]
 	factory, ok := driverFactories()[m.Driver]
 	if !ok {
@@ -156,9 +167,14 @@ func newDriver(ctx context.Context, c *config.Config, i int, log zerolog.Logger,
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("mount %s: state dir: %w", m.Path, err)
 	}
+	var state drivers.State = drivers.DirState(dir)
+	if shared != nil {
+		state = shared.MountState(m.Path)
+	}
 	drv, err := factory(ctx, drivers.Config{
 		MountPath:    m.Path,
 		StateDir:     dir,
+		State:        state,
 		Decode:       func(v any) error { return c.DecodeOptions(i, v) },
 		HTTPClient:   &http.Client{Transport: countRequests(mtr, m.Path, providerTransport())},
 		Logger:       log.With().Str("mount", m.Path).Logger(),
@@ -267,13 +283,22 @@ func buildHandler(ctx context.Context, c *config.Config, log zerolog.Logger) (ht
 	var mounts []davfs.Mount
 	var closers []drivers.Closer
 	closeAll := func() {
-		for _, cl := range closers {
-			cl.Close()
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i].Close()
 		}
+	}
+	shared, err := openShared(ctx, c)
+	if err != nil {
+		return nil, nil, err
+	}
+	if shared != nil {
+		cluster.LogTo(log)
+		closers = append(closers, shared)
+		log.Info().Str("prefix", shared.Prefix()).Msg("state shared with other instances through Redis")
 	}
 	mtr := metrics.New()
 	for i, m := range c.Mounts {
-		drv, err := newDriver(ctx, c, i, log, mtr)
+		drv, err := newDriver(ctx, c, i, log, mtr, shared)
 		if err != nil {
 			closeAll()
 			return nil, nil, err
@@ -296,16 +321,26 @@ func buildHandler(ctx context.Context, c *config.Config, log zerolog.Logger) (ht
 		closeAll()
 		return nil, nil, fmt.Errorf("state dir: %w", err)
 	}
-	props, err := deadprops.Open(filepath.Join(c.Server.StateDir, "props.db"))
-	if err != nil {
-		closeAll()
-		return nil, nil, err
+	limits := deadprops.Limits{RequestBytes: c.Server.MaxProppatchBytes, ResourceBytes: c.Server.MaxPropsBytes}
+	var props deadprops.Props
+	var lockSystem locks.System // nil: davfs's in-memory one
+	if shared != nil {
+		props = deadprops.OpenRedis(shared).WithLimits(limits)
+		lockSystem = locks.NewRedis(shared, locks.Options{MaxTimeout: c.Server.MaxLockTimeout.Duration})
+	} else {
+		store, err := deadprops.Open(filepath.Join(c.Server.StateDir, "props.db"))
+		if err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+		closers = append(closers, store)
+		props = store.WithLimits(limits)
 	}
-	closers = append(closers, props)
 	dav, err := davfs.New(davfs.Options{
 		Metrics:          mtr,
 		HTTPClient:       &http.Client{Transport: countRequests(mtr, "", providerTransport())},
-		Props:            props.WithLimits(deadprops.Limits{RequestBytes: c.Server.MaxProppatchBytes, ResourceBytes: c.Server.MaxPropsBytes}),
+		Props:            props,
+		LockSystem:       lockSystem,
 		Mounts:           mounts,
 		TempDir:          c.Server.TempDir,
 		CacheTTL:         c.Server.CacheTTL.Duration,
@@ -313,11 +348,13 @@ func buildHandler(ctx context.Context, c *config.Config, log zerolog.Logger) (ht
 		PropfindInfinity: c.Server.PropfindInfinity,
 		LockTimeout:      c.Server.MaxLockTimeout.Duration,
 		Logger:           log,
+		Shared:           shared,
 	})
 	if err != nil {
 		closeAll()
 		return nil, nil, err
 	}
+	closers = append(closers, dav)
 	accounts := make([]auth.Account, len(c.Users))
 	for i, u := range c.Users {
 		accounts[i] = auth.Account{User: auth.User{Name: u.Name, Mounts: u.Mounts, ReadOnly: u.ReadOnly}, PasswordHash: u.PasswordHash}
@@ -334,6 +371,9 @@ func buildHandler(ctx context.Context, c *config.Config, log zerolog.Logger) (ht
 	}
 	proxies := auth.NewProxies(nets)
 	throttle := auth.NewThrottle(c.Server.LoginMaxFailures, time.Minute, c.Server.LoginBlock.Duration)
+	if shared != nil {
+		throttle = auth.NewSharedThrottle(shared, c.Server.LoginMaxFailures, time.Minute, c.Server.LoginBlock.Duration)
+	}
 	throttle.Proxies = proxies
 	authed := basic.Middleware(dav, throttle, func(r *http.Request, user string, ok bool) {
 		if rec := recordFrom(r.Context()); rec != nil {

@@ -2,8 +2,11 @@ package auth
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
+
+	"bridge/drivers"
 )
 
 // Relogin keeps a credential that a login gives and a new login replaces
@@ -26,6 +29,16 @@ type Relogin[T any] struct {
 	Backoff time.Duration
 	// Now is the clock for Backoff; nil means time.Now.
 	Now func() time.Time
+
+	// Saved and Lease make the login once for all bridge instances that
+	// share the credential's drivers.State (nil: once per process).
+	// Saved returns the credential as last saved by any instance (the
+	// zero T when none); Lease is the state's lease on it. The holder of
+	// the lease first looks for a credential saved since the stale one
+	// and logs in only when there is none; the others wait for what it
+	// saves.
+	Saved func(ctx context.Context) (T, error)
+	Lease func(ctx context.Context) (release func(), ok bool, err error)
 
 	mu       sync.Mutex
 	cur      T
@@ -86,7 +99,7 @@ func (r *Relogin[T]) Renew(ctx context.Context, stale string) (T, error) {
 	if c == nil {
 		c = &reloginCall[T]{done: make(chan struct{})}
 		r.inflight = c
-		go r.run(context.WithoutCancel(ctx), c)
+		go r.run(context.WithoutCancel(ctx), c, stale)
 	}
 	r.mu.Unlock()
 	select {
@@ -98,8 +111,8 @@ func (r *Relogin[T]) Renew(ctx context.Context, stale string) (T, error) {
 }
 
 // run logs in for every caller of c.
-func (r *Relogin[T]) run(ctx context.Context, c *reloginCall[T]) {
-	v, err := r.Login(ctx)
+func (r *Relogin[T]) run(ctx context.Context, c *reloginCall[T], stale string) {
+	v, err := r.login(ctx, stale)
 	r.mu.Lock()
 	r.inflight = nil
 	switch {
@@ -113,9 +126,68 @@ func (r *Relogin[T]) run(ctx context.Context, c *reloginCall[T]) {
 	close(c.done)
 }
 
+// login runs Login, or with a shared state takes the credential another
+// instance saved since stale was refused.
+func (r *Relogin[T]) login(ctx context.Context, stale string) (T, error) {
+	var zero T
+	if r.Lease == nil || r.Saved == nil {
+		return r.Login(ctx)
+	}
+	newer := func() (T, bool) {
+		v, err := r.Saved(ctx)
+		k := r.Key(v)
+		return v, err == nil && k != "" && k != stale
+	}
+	for {
+		release, ok, err := r.Lease(ctx)
+		if err != nil {
+			return zero, err
+		}
+		if ok {
+			defer release()
+			if v, ok := newer(); ok {
+				return v, nil
+			}
+			return r.Login(ctx)
+		}
+		select {
+		case <-time.After(leasePoll):
+		case <-ctx.Done():
+			return zero, fmt.Errorf("waiting for another instance's login: %w", ctx.Err())
+		}
+		if v, ok := newer(); ok {
+			return v, nil
+		}
+	}
+}
+
 func (r *Relogin[T]) now() time.Time {
 	if r.Now != nil {
 		return r.Now()
 	}
 	return time.Now()
+}
+
+// reloginLease bounds how long other instances wait for a login whose
+// instance died; the holder keeps the lease alive while it logs in.
+const reloginLease = 15 * time.Second
+
+// ShareThrough makes r's logins once for all instances sharing state (a
+// no-op for a single process's state): the credential is the record name,
+// read back with decode (the zero T for a record of another account).
+func (r *Relogin[T]) ShareThrough(state drivers.State, name string, decode func([]byte) T) {
+	if state == nil || !state.Shared() {
+		return
+	}
+	r.Saved = func(ctx context.Context) (T, error) {
+		var zero T
+		b, err := state.Load(ctx, name)
+		if err != nil || b == nil {
+			return zero, err
+		}
+		return decode(b), nil
+	}
+	r.Lease = func(ctx context.Context) (func(), bool, error) {
+		return state.Lease(ctx, name, reloginLease)
+	}
 }

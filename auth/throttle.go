@@ -1,6 +1,8 @@
 package auth
 
 import (
+	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
@@ -10,6 +12,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/expirable"
+
+	"bridge/drivers"
 )
 
 // AddrFactor is how many times Max wrong logins one client address may make
@@ -30,7 +34,8 @@ const maxKeyName = 256
 // lock everyone out. An address with more than AddrFactor*Max wrong logins
 // across all names is blocked as a whole. Requests without credentials (the
 // usual first request of a WebDAV client, to get the challenge) do not
-// count.
+// count. A right password resets no count: it would let a guesser who
+// knows one password of a shared address wipe its own record.
 type Throttle struct {
 	Max    int
 	Window time.Duration
@@ -38,8 +43,49 @@ type Throttle struct {
 	// Proxies decides whose X-Forwarded-For names the client; nil believes
 	// no one's, and the connection's peer is the client.
 	Proxies *Proxies
-	now     func() time.Time
+	// Counters keeps the counts and blocks: this process's memory with
+	// NewThrottle, Redis (shared by all instances) with NewSharedThrottle.
+	Counters Counters
+	now      func() time.Time
+}
 
+// Counters keeps a Throttle's wrong-login counts and blocks, so that
+// several bridge instances can share them. Errors mean the counts could
+// not be read or written; the Throttle's caller then answers 503 rather
+// than let the request through unthrottled.
+type Counters interface {
+	// Blocked returns how long the client must still wait, if at all, and
+	// whether the whole address (not only the account) is blocked. hasUser
+	// is false for a request without credentials: only an address block
+	// applies. now is the throttle's clock; a shared store may use its
+	// own, so that instances agree.
+	Blocked(ctx context.Context, now time.Time, addr, user string, hasUser bool) (wait time.Duration, wholeAddr bool, err error)
+	// Failed records a wrong login for user from addr under l.
+	Failed(ctx context.Context, now time.Time, addr, user string, l Limits) error
+}
+
+// Limits are what Counters.Failed counts against, taken from the Throttle
+// at each call since its fields may be set after it is made.
+type Limits struct {
+	// Account and Addr are the wrong logins allowed within Window for one
+	// user name from one address and for one address; one more starts a
+	// block of Block, and the count starts afresh.
+	Account, Addr int
+	Window, Block time.Duration
+}
+
+// NewThrottle makes a throttle that counts in this process's memory;
+// max <= 0 disables it.
+func NewThrottle(max int, window, block time.Duration) *Throttle {
+	return &Throttle{Max: max, Window: window, Block: block, now: time.Now,
+		Counters: &memCounters{
+			accounts: expirable.NewLRU[string, *failures](65536, nil, window+block),
+			addrs:    expirable.NewLRU[string, *failures](65536, nil, window+block)}}
+}
+
+// memCounters are one process's Counters: bounded LRUs whose entries
+// expire once neither their window nor their block can matter.
+type memCounters struct {
 	mu       sync.Mutex
 	accounts *expirable.LRU[string, *failures] // address + "\x00" + user name
 	addrs    *expirable.LRU[string, *failures] // address
@@ -49,13 +95,6 @@ type failures struct {
 	count        int
 	windowStart  time.Time
 	blockedUntil time.Time
-}
-
-// NewThrottle makes a throttle; max <= 0 disables it.
-func NewThrottle(max int, window, block time.Duration) *Throttle {
-	return &Throttle{Max: max, Window: window, Block: block, now: time.Now,
-		accounts: expirable.NewLRU[string, *failures](65536, nil, window+block),
-		addrs:    expirable.NewLRU[string, *failures](65536, nil, window+block)}
 }
 
 func accountKey(addr, user string) string {
@@ -68,54 +107,70 @@ func accountKey(addr, user string) string {
 // blocked returns how long the client must still wait, if at all, and
 // whether the whole address (not only the account) is blocked. hasUser is
 // false for a request without credentials: only an address block applies.
-func (t *Throttle) blocked(addr, user string, hasUser bool) (wait time.Duration, wholeAddr, blocked bool) {
+// An error (shared counters unreachable) wraps drivers.ErrStateUnavailable.
+func (t *Throttle) blocked(ctx context.Context, addr, user string, hasUser bool) (wait time.Duration, wholeAddr, blocked bool, err error) {
 	if t == nil || t.Max <= 0 {
-		return 0, false, false
+		return 0, false, false, nil
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	now := t.now()
-	if f, ok := t.addrs.Get(addr); ok {
-		if wait := f.blockedUntil.Sub(now); wait > 0 {
-			return wait, true, true
-		}
+	wait, wholeAddr, err = t.Counters.Blocked(ctx, t.now(), addr, user, hasUser)
+	if err != nil {
+		return 0, false, false, fmt.Errorf("login throttle: %w", err)
 	}
-	if !hasUser {
-		return 0, false, false
-	}
-	if f, ok := t.accounts.Get(accountKey(addr, user)); ok {
-		if wait := f.blockedUntil.Sub(now); wait > 0 {
-			return wait, false, true
-		}
-	}
-	return 0, false, false
+	return wait, wholeAddr, wait > 0, nil
 }
 
 // failed records a wrong login for user from addr.
-func (t *Throttle) failed(addr, user string) {
+func (t *Throttle) failed(ctx context.Context, addr, user string) error {
 	if t == nil || t.Max <= 0 {
-		return
+		return nil
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	now := t.now()
-	t.count(t.accounts, accountKey(addr, user), t.Max, now)
-	t.count(t.addrs, addr, AddrFactor*t.Max, now)
+	l := Limits{Account: t.Max, Addr: AddrFactor * t.Max, Window: t.Window, Block: t.Block}
+	if err := t.Counters.Failed(ctx, t.now(), addr, user, l); err != nil {
+		return fmt.Errorf("login throttle: %w", err)
+	}
+	return nil
+}
+
+func (m *memCounters) Blocked(_ context.Context, now time.Time, addr, user string, hasUser bool) (time.Duration, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if f, ok := m.addrs.Get(addr); ok {
+		if wait := f.blockedUntil.Sub(now); wait > 0 {
+			return wait, true, nil
+		}
+	}
+	if !hasUser {
+		return 0, false, nil
+	}
+	if f, ok := m.accounts.Get(accountKey(addr, user)); ok {
+		if wait := f.blockedUntil.Sub(now); wait > 0 {
+			return wait, false, nil
+		}
+	}
+	return 0, false, nil
+}
+
+func (m *memCounters) Failed(_ context.Context, now time.Time, addr, user string, l Limits) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	count(m.accounts, accountKey(addr, user), l.Account, l, now)
+	count(m.addrs, addr, l.Addr, l, now)
+	return nil
 }
 
 // count adds one failure to key's window and starts a block when it goes
 // over limit.
-func (t *Throttle) count(lru *expirable.LRU[string, *failures], key string, limit int, now time.Time) {
+func count(lru *expirable.LRU[string, *failures], key string, limit int, l Limits, now time.Time) {
 	f, ok := lru.Get(key)
 	switch {
 	case !ok:
 		f = &failures{windowStart: now}
-	case now.Sub(f.windowStart) > t.Window:
+	case now.Sub(f.windowStart) > l.Window:
 		f.count, f.windowStart = 0, now // a running block stays
 	}
 	f.count++
 	if f.count > limit {
-		f.blockedUntil = now.Add(t.Block)
+		f.blockedUntil = now.Add(l.Block)
 		f.count, f.windowStart = 0, now
 	}
 	lru.Add(key, f)
@@ -137,6 +192,18 @@ func writeTooMany(w http.ResponseWriter, wait time.Duration, wholeAddr bool) {
 		msg = "429 Too Many Requests: too many failed logins from this address"
 	}
 	http.Error(w, msg, http.StatusTooManyRequests)
+}
+
+// unavailableRetry is the Retry-After of a 503 for unreachable shared
+// counters, the same as davfs gives for its own 503s without a hint.
+const unavailableRetry = "30"
+
+// writeUnavailable answers a request whose throttle counts could not be
+// read or written: 503, neither let through unthrottled nor told 401,
+// which would read as a wrong password.
+func writeUnavailable(w http.ResponseWriter) {
+	w.Header().Set("Retry-After", unavailableRetry)
+	http.Error(w, "503 Service Unavailable: login throttle: "+drivers.ErrStateUnavailable.Error(), http.StatusServiceUnavailable)
 }
 
 // Proxies are the reverse proxies (TLS terminators) in front of the bridge

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -41,14 +39,19 @@ const (
 	refreshAttempts = 5
 )
 
-// TokenStore holds one mount's OAuth2 tokens on disk and in memory.
-// Tokens it hands out are never modified afterwards.
+// TokenStore holds one mount's OAuth2 tokens in its drivers.State (a file
+// under state_dir, or the shared Redis) and in memory. Tokens it hands out
+// are never modified afterwards.
 //
 // Providers such as Disk.Top rotate refresh tokens: the old one dies the
 // moment it is used. So a refresh happens once for all concurrent callers,
-// and the new pair is on disk (temp file, fsync, rename, mode 0600) before
-// the new access token is handed to anyone: a crash between the two would
-// otherwise lose the account.
+// and the new pair is saved before the new access token is handed to
+// anyone: a crash between the two would otherwise lose the account. When
+// several bridge instances share the state, the refresh also happens once
+// for all of them: the refresher holds the state's lease, and the others
+// wait for and read its result; whoever gets the lease first checks
+// whether a newer pair was saved meanwhile and uses it instead of
+// spending a refresh token that is already dead.
 //
 // An access token is used until a tenth of its lifetime (at most
 // maxRefreshMargin) before it expires, so short-lived tokens are not
@@ -58,10 +61,11 @@ const (
 //
 // When the provider refuses the refresh token the store enters the "needs
 // login" state; it leaves it when a `bridge login` (in this or another
-// process) writes a new token file, so a running bridge recovers without a
+// process) saves a new pair, so a running bridge recovers without a
 // restart.
 type TokenStore struct {
-	file   string
+	state  drivers.State
+	name   string
 	conf   *oauth2.Config
 	client *http.Client
 
@@ -76,15 +80,17 @@ type TokenStore struct {
 	margin     time.Duration
 	unknown    bool
 	needsLogin bool
-	loaded     fileStamp    // the token file as last read or written
+	rejected   string       // the access token last refused (401): never adopted again
 	inflight   *refreshCall // the refresh under way, shared by all callers
 }
 
-// fileStamp tells whether the token file changed since it was read.
-type fileStamp struct {
-	mod  time.Time
-	size int64
-}
+// leaseTTL bounds how long other instances wait for a refresher that
+// died; the holder keeps its lease alive while it works.
+const leaseTTL = 15 * time.Second
+
+// leasePoll is how often an instance waiting for another's refresh looks
+// for its result.
+const leasePoll = 100 * time.Millisecond
 
 type refreshCall struct {
 	done chan struct{}
@@ -92,37 +98,41 @@ type refreshCall struct {
 	err  error
 }
 
-// NewTokenStore loads the token file if there is one. client is used for
-// the token endpoint.
-func NewTokenStore(file string, conf *oauth2.Config, client *http.Client) (*TokenStore, error) {
-	s := &TokenStore{file: file, conf: conf, client: client, now: time.Now, sleep: pacer.Sleep}
-	t, stamp, err := readTokenFile(file)
+// NewTokenStore loads the record name of state if there is one. client
+// is used for the token endpoint.
+func NewTokenStore(state drivers.State, name string, conf *oauth2.Config, client *http.Client) (*TokenStore, error) {
+	s := &TokenStore{state: state, name: name, conf: conf, client: client, now: time.Now, sleep: pacer.Sleep}
+	t, err := s.load(context.Background())
 	if err != nil {
 		return nil, err
 	}
-	s.loaded = stamp
 	s.setLocked(t, false)
 	return s, nil
 }
 
-// readTokenFile reads a token file; a missing file is no token, no error.
-func readTokenFile(file string) (*oauth2.Token, fileStamp, error) {
-	fi, err := os.Stat(file)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, fileStamp{}, nil
-	}
-	if err != nil {
-		return nil, fileStamp{}, fmt.Errorf("tokens: %w", err)
-	}
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return nil, fileStamp{}, fmt.Errorf("tokens: %w", err)
+// load reads the saved pair; none is no token, no error.
+func (s *TokenStore) load(ctx context.Context) (*oauth2.Token, error) {
+	b, err := s.state.Load(ctx, s.name)
+	if err != nil || b == nil {
+		return nil, err
 	}
 	var t oauth2.Token
 	if err := json.Unmarshal(b, &t); err != nil {
-		return nil, fileStamp{}, fmt.Errorf("tokens: %s is corrupt: %w", file, err)
+		return nil, fmt.Errorf("tokens: %s is corrupt: %w", s.name, err)
 	}
-	return &t, fileStamp{fi.ModTime(), fi.Size()}, nil
+	return &t, nil
+}
+
+// save writes t to the state.
+func (s *TokenStore) save(ctx context.Context, t *oauth2.Token) error {
+	b, err := json.Marshal(t)
+	if err != nil {
+		return err
+	}
+	if err := s.state.Save(ctx, s.name, b); err != nil {
+		return fmt.Errorf("tokens: %w", err)
+	}
+	return nil
 }
 
 // SetClock replaces the clock used for expiry decisions (tests).
@@ -171,12 +181,11 @@ func (s *TokenStore) Save(t *oauth2.Token) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.setExpiry(t)
-	if err := WriteFileAtomic(s.file, t); err != nil {
+	if err := s.save(context.Background(), t); err != nil {
 		return err
 	}
 	s.setLocked(t, true)
 	s.needsLogin = false
-	s.stampLocked()
 	return nil
 }
 
@@ -206,7 +215,7 @@ func (s *TokenStore) Token(ctx context.Context) (*oauth2.Token, error) {
 	if c == nil {
 		c = &refreshCall{done: make(chan struct{})}
 		s.inflight = c
-		go s.refresh(context.WithoutCancel(ctx), c, s.tok.RefreshToken, s.sleep)
+		go s.refresh(context.WithoutCancel(ctx), c, s.tok, s.sleep)
 	}
 	s.mu.Unlock()
 	select {
@@ -222,6 +231,9 @@ func (s *TokenStore) Token(ctx context.Context) (*oauth2.Token, error) {
 func (s *TokenStore) Rejected(access string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if access != "" {
+		s.rejected = access
+	}
 	if s.tok != nil && s.tok.AccessToken == access {
 		t := *s.tok // callers may hold the old one: never changed in place
 		t.AccessToken = ""
@@ -258,7 +270,8 @@ func (s *TokenStore) marginLocked() time.Duration {
 	return s.margin
 }
 
-// refresh trades refresh for a new pair and records the outcome in c.
+// refresh gets a new pair for every caller of c: a pair another instance
+// saved since old was read, or one traded for old's refresh token.
 //
 // A 429, a 5xx or a lost connection is tried again through the pacer,
 // honouring Retry-After, within refreshTimeout (the callers each stop
@@ -266,23 +279,10 @@ func (s *TokenStore) marginLocked() time.Duration {
 // lost answer is retried too although the refresh token may have been
 // spent: the account is lost anyway unless the provider still takes it.
 // A refusal is not retried.
-func (s *TokenStore) refresh(ctx context.Context, c *refreshCall, refresh string, sleep func(context.Context, time.Duration) error) {
+func (s *TokenStore) refresh(ctx context.Context, c *refreshCall, old *oauth2.Token, sleep func(context.Context, time.Duration) error) {
 	ctx, cancel := context.WithTimeout(ctx, refreshTimeout)
 	defer cancel()
-	var t *oauth2.Token
-	var err error
-	if refresh == "" {
-		err = errors.New("no refresh token")
-	} else {
-		ctx = context.WithValue(ctx, oauth2.HTTPClient, s.client)
-		p := &pacer.Pacer{Attempts: refreshAttempts, Sleep: sleep}
-		err = p.Call(ctx, func(int) (pacer.Retry, error) {
-			old := &oauth2.Token{RefreshToken: refresh, Expiry: time.Unix(1, 0)}
-			var terr error
-			t, terr = s.conf.TokenSource(ctx, old).Token()
-			return passing(terr, refresh), terr
-		})
-	}
+	t, spent, err := s.renew(ctx, old, sleep)
 
 	s.mu.Lock()
 	var notify func(string)
@@ -294,10 +294,20 @@ func (s *TokenStore) refresh(ctx context.Context, c *refreshCall, refresh string
 		}
 		close(c.done)
 	}()
-	if err != nil {
-		if reason, dead := refusal(err, refresh); dead {
+	switch {
+	case t != nil && err != nil:
+		// Traded but not saved: keep it in memory at least, the old one
+		// is dead.
+		s.setLocked(t, true)
+		c.err = fmt.Errorf("tokens: %w", err)
+		return
+	case errors.Is(err, drivers.ErrStateUnavailable):
+		c.err = fmt.Errorf("tokens: %w", err)
+		return
+	case err != nil:
+		if reason, dead := refusal(err, spent); dead {
 			c.err = fmt.Errorf("%w (%s)", ErrNeedsLogin, reason)
-			if !s.needsLogin && s.tok != nil && s.tok.RefreshToken == refresh {
+			if !s.needsLogin && s.tok != nil && s.tok.RefreshToken == spent {
 				s.needsLogin = true
 				notify = s.onNeedLogin
 			}
@@ -309,19 +319,98 @@ func (s *TokenStore) refresh(ctx context.Context, c *refreshCall, refresh string
 		}
 		return
 	}
+	s.setLocked(t, true)
+	s.needsLogin = false
+	c.tok = t
+}
+
+// renew returns a usable pair, holding the state's lease while it works
+// so that one process at a time trades a refresh token. spent is the
+// refresh token it traded (or would have), for judging a refusal.
+func (s *TokenStore) renew(ctx context.Context, old *oauth2.Token, sleep func(context.Context, time.Duration) error) (t *oauth2.Token, spent string, err error) {
+	spent = old.RefreshToken
+	for {
+		release, ok, err := s.state.Lease(ctx, s.name, leaseTTL)
+		if err != nil {
+			return nil, spent, err
+		}
+		if ok {
+			defer release()
+			break
+		}
+		// Another instance is refreshing: wait for what it saves.
+		select {
+		case <-time.After(leasePoll):
+		case <-ctx.Done():
+			return nil, spent, fmt.Errorf("waiting for another instance's refresh: %w", ctx.Err())
+		}
+		if t, ok := s.newerSaved(ctx, old); ok && s.usable(t) {
+			return t, spent, nil
+		}
+	}
+	if t, ok := s.newerSaved(ctx, old); ok {
+		if s.usable(t) {
+			return t, spent, nil
+		}
+		spent = t.RefreshToken // ours is dead: the saved one is the live one
+	}
+	if spent == "" {
+		return nil, spent, errors.New("no refresh token")
+	}
+	ctx = context.WithValue(ctx, oauth2.HTTPClient, s.client)
+	p := &pacer.Pacer{Attempts: refreshAttempts, Sleep: sleep}
+	err = p.Call(ctx, func(int) (pacer.Retry, error) {
+		tok := &oauth2.Token{RefreshToken: spent, Expiry: time.Unix(1, 0)}
+		var terr error
+		t, terr = s.conf.TokenSource(ctx, tok).Token()
+		return passing(terr, spent), terr
+	})
+	if err != nil {
+		return nil, spent, err
+	}
 	if t.RefreshToken == "" {
-		t.RefreshToken = refresh // providers that do not rotate
+		t.RefreshToken = spent // providers that do not rotate
 	}
 	s.setExpiry(t)
-	// On disk before anyone uses it: the old refresh token is dead now.
-	if err := WriteFileAtomic(s.file, t); err != nil {
-		s.setLocked(t, true) // keep it in memory at least: the old one is dead
-		c.err = fmt.Errorf("tokens: the rotated token could not be saved: %w", err)
-		return
+	// Saved before anyone uses it: the old refresh token is dead now.
+	if err := s.save(ctx, t); err != nil {
+		return t, spent, fmt.Errorf("the rotated token could not be saved: %w", err)
 	}
-	s.stampLocked()
-	s.setLocked(t, true)
-	c.tok = t
+	return t, spent, nil
+}
+
+// newerSaved returns the saved pair when another process (an instance, a
+// `bridge login`) replaced old since it was read.
+func (s *TokenStore) newerSaved(ctx context.Context, old *oauth2.Token) (*oauth2.Token, bool) {
+	t, err := s.load(ctx)
+	if err != nil || t == nil || t.RefreshToken == "" {
+		return nil, false
+	}
+	s.mu.Lock()
+	rejected := s.rejected
+	s.mu.Unlock()
+	if t.RefreshToken != old.RefreshToken {
+		return t, true
+	}
+	// A provider that does not rotate refresh tokens: a new access token.
+	return t, t.AccessToken != "" && t.AccessToken != old.AccessToken && t.AccessToken != rejected
+}
+
+// usable reports whether t's access token may be used as it is.
+func (s *TokenStore) usable(t *oauth2.Token) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t.AccessToken == "" || t.AccessToken == s.rejected {
+		return false
+	}
+	if t.Expiry.IsZero() {
+		return true
+	}
+	margin := maxRefreshMargin
+	if t.ExpiresIn > 0 {
+		margin = min(time.Duration(t.ExpiresIn)*time.Second/10, maxRefreshMargin)
+	}
+	return s.now().Add(margin).Before(t.Expiry)
 }
 
 // passing tells the pacer whether a failed refresh may be tried again: a
@@ -397,28 +486,16 @@ func (s *TokenStore) setExpiry(t *oauth2.Token) {
 	}
 }
 
-// stampLocked records the token file as just written.
-func (s *TokenStore) stampLocked() {
-	if fi, err := os.Stat(s.file); err == nil {
-		s.loaded = fileStamp{fi.ModTime(), fi.Size()}
-	}
-}
-
-// reloadLocked picks up a token file written by a `bridge login` in
-// another process while this store has no usable token.
+// reloadLocked picks up a pair saved by a `bridge login` (in this or
+// another process) while this store has no usable token.
 func (s *TokenStore) reloadLocked() {
 	if !s.needsLogin && s.tok != nil {
 		return
 	}
-	fi, err := os.Stat(s.file)
-	if err != nil || (fileStamp{fi.ModTime(), fi.Size()}) == s.loaded {
-		return
-	}
-	t, stamp, err := readTokenFile(s.file)
+	t, err := s.load(context.Background())
 	if err != nil || t == nil {
 		return
 	}
-	s.loaded = stamp
 	if t.RefreshToken == "" || (s.tok != nil && t.RefreshToken == s.tok.RefreshToken) {
 		return // the same dead token
 	}
@@ -433,33 +510,8 @@ func WriteFileAtomic(file string, v any) error {
 	if err != nil {
 		return err
 	}
-	dir := filepath.Dir(file)
-	tmp, err := os.CreateTemp(dir, ".tokens-*")
-	if err != nil {
+	if err := drivers.WriteFileAtomic(file, b); err != nil {
 		return fmt.Errorf("tokens: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return fmt.Errorf("tokens: %w", err)
-	}
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return fmt.Errorf("tokens: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("tokens: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("tokens: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), file); err != nil {
-		return fmt.Errorf("tokens: %w", err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
 	}
 	return nil
 }

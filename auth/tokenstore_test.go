@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
+
+	"bridge/drivers"
 )
 
 // rotatingServer is a token endpoint whose refresh tokens die on use.
@@ -153,7 +155,7 @@ func (e *storeEnv) waits() []time.Duration {
 func (e *storeEnv) open(t *testing.T) *TokenStore {
 	t.Helper()
 	conf := &oauth2.Config{ClientID: "c", Endpoint: oauth2.Endpoint{TokenURL: e.hs.URL, AuthStyle: oauth2.AuthStyleInParams}}
-	s, err := NewTokenStore(e.file, conf, e.hs.Client())
+	s, err := NewTokenStore(drivers.DirState(filepath.Dir(e.file)), filepath.Base(e.file), conf, e.hs.Client())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +211,7 @@ func TestConcurrentCallersShareOneRefreshSavedBeforeUse(t *testing.T) {
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("token file: %v %v", fi, err)
 	}
-	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(e.file), ".tokens-*")); len(left) != 0 {
+	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(e.file), ".token.json-*")); len(left) != 0 {
 		t.Fatalf("temp files left: %v", left)
 	}
 }

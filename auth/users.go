@@ -129,13 +129,19 @@ func (b *Basic) Check(name, password string) (*User, error) {
 // answers 401 with a Basic challenge and never reaches next. A user name
 // with too many wrong logins from the client's address, or an address with
 // too many overall (throttle, may be nil), gets 429 before its password is
-// looked at. onResult, if set, learns each outcome (for request logs and
-// metrics).
+// looked at. When the throttle's shared counters cannot be reached, the
+// request gets 503: neither let through unthrottled nor a 401. onResult,
+// if set, learns each outcome (for request logs and metrics).
 func (b *Basic) Middleware(next http.Handler, throttle *Throttle, onResult func(r *http.Request, user string, ok bool)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		name, password, ok := r.BasicAuth()
 		addr := throttle.clientIP(r)
-		if wait, wholeAddr, blocked := throttle.blocked(addr, name, ok); blocked {
+		wait, wholeAddr, blocked, terr := throttle.blocked(r.Context(), addr, name, ok)
+		if terr != nil {
+			writeUnavailable(w)
+			return
+		}
+		if blocked {
 			writeTooMany(w, wait, wholeAddr)
 			return
 		}
@@ -144,11 +150,15 @@ func (b *Basic) Middleware(next http.Handler, throttle *Throttle, onResult func(
 		if ok {
 			u, err = b.Check(name, password)
 			if err != nil {
-				throttle.failed(addr, name)
+				terr = throttle.failed(r.Context(), addr, name)
 			}
 		}
 		if onResult != nil {
 			onResult(r, name, err == nil)
+		}
+		if terr != nil {
+			writeUnavailable(w)
+			return
 		}
 		if err != nil {
 			w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Basic realm=%q, charset="UTF-8"`, b.Realm))

@@ -35,8 +35,18 @@ type Server struct {
 	Listen string `toml:"listen"`
 	// TempDir is where PUT bodies are buffered before they go to a provider.
 	TempDir string `toml:"temp_dir"`
-	// StateDir holds tokens, cookies and (later) dead properties.
+	// StateDir holds tokens, cookies and dead properties of a single
+	// bridge process (with SharedState: only what is not shared).
 	StateDir string `toml:"state_dir"`
+	// SharedState ("redis://host:6379/0", "rediss://…", "unix:///…sock")
+	// makes several bridge instances behind one load balancer share their
+	// tokens, sessions, locks, dead properties, pending entries, login
+	// throttling and listing invalidations through Redis. Unset: one
+	// process, everything under StateDir.
+	SharedState string `toml:"shared_state"`
+	// SharedPrefix namespaces the keys in Redis (default "bridge:"), so
+	// that several deployments may share one Redis.
+	SharedPrefix string `toml:"shared_prefix"`
 	// PropfindInfinity allows Depth: infinity PROPFIND, which walks a whole
 	// provider tree; refused with 403 unless set.
 	PropfindInfinity bool `toml:"propfind_infinity"`
@@ -342,6 +352,12 @@ func (c *Config) validate(knownDrivers []string) Problems {
 	}
 	if (c.Server.TLSCert == "") != (c.Server.TLSKey == "") {
 		add("server.tls_cert", "tls_cert and tls_key go together")
+	}
+	if u := c.Server.SharedState; u != "" {
+		scheme, _, _ := strings.Cut(u, "://")
+		if scheme != "redis" && scheme != "rediss" && scheme != "unix" {
+			add("server.shared_state", "must be a redis://, rediss:// or unix:// URL of a Redis server")
+		}
 	}
 	for _, p := range c.Server.TrustedProxies {
 		if _, err := ParseTrustedProxy(p); err != nil {

@@ -4,6 +4,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/expirable"
@@ -77,6 +78,13 @@ func (l *listing) remove(name string) {
 // listCache keeps folder listings by "mountpath:dir" in an LRU with a TTL.
 type listCache struct {
 	lru *expirable.LRU[string, *listing]
+	// changed, when set, tells other bridge instances that a folder
+	// changed through this one (tree: it and all below it).
+	changed func(mount, dir string, tree bool)
+	// drops counts folders dropped on other instances' word: a listing
+	// read from the provider while one was dropped may predate the
+	// change, so it is not kept (see addUnless).
+	drops atomic.Uint64
 }
 
 func newListCache(entries int, ttl time.Duration) *listCache {
@@ -96,6 +104,14 @@ func (c *listCache) entryChanged(mount, dir string, obj drivers.Object) {
 	if l, ok := c.lru.Peek(cacheKey(mount, dir)); ok {
 		l.put(obj)
 	}
+	c.tell(mount, dir, false)
+}
+
+// tell passes a change on to the other instances, if any.
+func (c *listCache) tell(mount, dir string, tree bool) {
+	if c.changed != nil {
+		c.changed(mount, dir, tree)
+	}
 }
 
 // entryRemoved drops name from dir's listing, if cached.
@@ -103,11 +119,19 @@ func (c *listCache) entryRemoved(mount, dir, name string) {
 	if l, ok := c.lru.Peek(cacheKey(mount, dir)); ok {
 		l.remove(name)
 	}
+	c.tell(mount, dir, false)
 }
 
 // forgetTree drops the listings of dir and of every folder below it:
 // after a move or delete their paths no longer name the same folders.
 func (c *listCache) forgetTree(mount, dir string) {
+	c.dropTree(mount, dir)
+	c.tell(mount, dir, true)
+}
+
+// dropTree is forgetTree without telling anyone.
+func (c *listCache) dropTree(mount, dir string) {
+	c.drops.Add(1)
 	key := cacheKey(mount, dir)
 	prefix := key + "/"
 	if dir == "/" {
@@ -121,4 +145,28 @@ func (c *listCache) forgetTree(mount, dir string) {
 }
 
 // forget drops one folder's listing (when the outcome of a write is unknown).
-func (c *listCache) forget(mount, dir string) { c.lru.Remove(cacheKey(mount, dir)) }
+func (c *listCache) forget(mount, dir string) {
+	c.drop(mount, dir)
+	c.tell(mount, dir, false)
+}
+
+// drop is forget without telling anyone.
+func (c *listCache) drop(mount, dir string) {
+	c.drops.Add(1)
+	c.lru.Remove(cacheKey(mount, dir))
+}
+
+// purge drops everything (other instances' news was lost).
+func (c *listCache) purge() {
+	c.drops.Add(1)
+	c.lru.Purge()
+}
+
+// addUnless keeps a listing read from the provider unless a folder was
+// dropped on another instance's word since drops was read (before the
+// listing call started).
+func (c *listCache) addUnless(mount, dir string, l *listing, drops uint64) {
+	if c.drops.Load() == drops {
+		c.add(mount, dir, l)
+	}
+}

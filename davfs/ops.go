@@ -67,7 +67,15 @@ func (s *Server) recordGone(m *mount, rel string) {
 	s.cache.entryRemoved(m.path, path.Dir(rel), path.Base(rel))
 	s.cache.forgetTree(m.path, rel)
 	s.links.forgetPath(m, rel)
-	s.pending.removeTree(m, rel)
+	s.pendingChanged(s.pending.removeTree(m, rel))
+}
+
+// pendingChanged logs a pending-entry store failure after the provider's
+// operation succeeded (the entry may show until the store is back).
+func (s *Server) pendingChanged(err error) {
+	if err != nil {
+		s.log.Error().Str("error", err.Error()).Msg("pending empty entries not updated")
+	}
 }
 
 // remove deletes t with everything below it.
@@ -80,7 +88,9 @@ func (s *Server) remove(ctx context.Context, t target) error {
 		return err
 	}
 	if isPending(ref.Object) {
-		s.pending.remove(t.m, t.rel)
+		if err := s.pending.remove(t.m, t.rel); err != nil {
+			return fmt.Errorf("%s: %w", t.full, err)
+		}
 		s.recordGone(t.m, t.rel)
 		return nil
 	}
@@ -89,14 +99,14 @@ func (s *Server) remove(ctx context.Context, t target) error {
 		return fmt.Errorf("%s: remove: %w", t.full, err)
 	}
 	s.recordGone(t.m, t.rel)
-	s.propsChanged(func(st *deadprops.Store) error { return st.Delete(t.full) })
+	s.propsChanged(func(st deadprops.Props) error { return st.Delete(t.full) })
 	return nil
 }
 
 // propsChanged applies a change to the dead-property store after the
 // provider's operation succeeded; a store failure is logged, not answered,
 // since the operation itself is done.
-func (s *Server) propsChanged(fn func(*deadprops.Store) error) {
+func (s *Server) propsChanged(fn func(deadprops.Props) error) {
 	if s.opts.Props == nil {
 		return
 	}
@@ -151,13 +161,16 @@ func (s *Server) put(ctx context.Context, t target, sp *spool, modTime time.Time
 		old = nil // nothing at the provider to replace
 	}
 	if sp.size == 0 && !t.m.features.EmptyFiles && old == nil {
-		obj := s.pending.add(t.m, t.rel, modTime)
+		obj, err := s.pending.add(t.m, t.rel, modTime)
+		if err != nil {
+			return drivers.Object{}, false, fmt.Errorf("%s: %w", t.full, err)
+		}
 		s.recordNew(t.m, t.rel, obj)
 		return obj, !wasPending, nil
 	}
 	obj, err = s.putInto(ctx, t.m, parent, path.Base(t.rel), sp, modTime, old)
 	if err == nil && wasPending {
-		s.pending.remove(t.m, t.rel)
+		s.pendingChanged(s.pending.remove(t.m, t.rel))
 		created = true
 	}
 	if err != nil {
@@ -236,7 +249,7 @@ func (s *Server) transfer(ctx context.Context, src, dst target, move, overwrite 
 			return err
 		}
 		// Properties go along before remove forgets the source's.
-		s.propsChanged(func(st *deadprops.Store) error { return st.CopyProps(src.full, dst.full) })
+		s.propsChanged(func(st deadprops.Props) error { return st.CopyProps(src.full, dst.full) })
 		if move {
 			return s.remove(ctx, src)
 		}
@@ -256,13 +269,13 @@ func (s *Server) transfer(ctx context.Context, src, dst target, move, overwrite 
 	if src.m == dst.m && srcRef.IsDir && deep {
 		// The provider's own move or copy knows nothing of the bridge's
 		// pending empty entries inside the folder; they go along here.
-		s.pending.carryTree(src.m, src.rel, dst.rel, !move)
+		s.pendingChanged(s.pending.carryTree(src.m, src.rel, dst.rel, !move))
 	}
 	if move {
 		s.recordGone(src.m, src.rel)
 	}
 	if src.m == dst.m {
-		s.propsChanged(func(st *deadprops.Store) error {
+		s.propsChanged(func(st deadprops.Props) error {
 			if move {
 				return st.Move(src.full, dst.full)
 			}
@@ -447,7 +460,11 @@ func (s *Server) serverCopy(ctx context.Context, sm *mount, src drivers.Ref, dm 
 func (s *Server) streamCopy(ctx context.Context, sm *mount, src drivers.Ref, dm *mount, dstParent drivers.Ref, name string) error {
 	if src.Size == 0 && !dm.features.EmptyFiles {
 		rel := path.Join(dstParent.Path, name)
-		s.recordNew(dm, rel, s.pending.add(dm, rel, src.ModTime))
+		obj, err := s.pending.add(dm, rel, src.ModTime)
+		if err != nil {
+			return err
+		}
+		s.recordNew(dm, rel, obj)
 		return nil
 	}
 	if err := checkSize(dm, src.Size); err != nil {
@@ -530,7 +547,7 @@ func (s *Server) transferPending(ctx context.Context, src, dst target, move, exi
 		return false, err
 	}
 	if move {
-		s.pending.remove(src.m, src.rel)
+		s.pendingChanged(s.pending.remove(src.m, src.rel))
 		s.recordGone(src.m, src.rel)
 	}
 	return !exists, nil

@@ -13,7 +13,27 @@ import (
 // or LOCK on a new name) and send its content with a second PUT. Providers
 // that refuse empty files would fail the first step, so for them the bridge
 // keeps a pending empty entry of its own, shown in listings and readable as
-// 0 bytes, until content arrives, it is deleted, or the process ends.
+// 0 bytes, until content arrives, it is deleted, or the process ends (with
+// server.shared_state, the entries live in Redis, seen by every instance:
+// redisPending).
+
+// pendingStore holds the pending entries. A store that cannot be reached
+// fails (503); the in-memory one never does.
+type pendingStore interface {
+	add(m *mount, rel string, modTime time.Time) (drivers.Object, error)
+	remove(m *mount, rel string) error
+	in(m *mount, dir string) ([]drivers.Object, error)
+	removeTree(m *mount, rel string) error
+	carryTree(m *mount, from, to string, keep bool) error
+}
+
+// newPending is the entry a PUT of 0 bytes at rel leaves.
+func newPending(rel string, modTime time.Time) drivers.Object {
+	if modTime.IsZero() {
+		modTime = time.Now()
+	}
+	return drivers.Object{Name: path.Base(rel), ID: pendingPrefix + rel, ModTime: modTime}
+}
 
 // pendingPrefix marks the IDs of pending entries; provider IDs never hold NUL.
 const pendingPrefix = "\x00pending:"
@@ -28,11 +48,8 @@ type pendingFiles struct {
 
 // add records an empty file at rel with the client's modification time
 // (now when it gave none), so that a sync client finds the time it set.
-func (p *pendingFiles) add(m *mount, rel string, modTime time.Time) drivers.Object {
-	if modTime.IsZero() {
-		modTime = time.Now()
-	}
-	o := drivers.Object{Name: path.Base(rel), ID: pendingPrefix + rel, ModTime: modTime}
+func (p *pendingFiles) add(m *mount, rel string, modTime time.Time) (drivers.Object, error) {
+	o := newPending(rel, modTime)
 	key := cacheKey(m.path, path.Dir(rel))
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -43,10 +60,10 @@ func (p *pendingFiles) add(m *mount, rel string, modTime time.Time) drivers.Obje
 		p.m[key] = map[string]drivers.Object{}
 	}
 	p.m[key][o.Name] = o
-	return o
+	return o, nil
 }
 
-func (p *pendingFiles) remove(m *mount, rel string) {
+func (p *pendingFiles) remove(m *mount, rel string) error {
 	key := cacheKey(m.path, path.Dir(rel))
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -54,17 +71,18 @@ func (p *pendingFiles) remove(m *mount, rel string) {
 	if len(p.m[key]) == 0 {
 		delete(p.m, key)
 	}
+	return nil
 }
 
 // in returns the pending entries of a folder, for merging into a listing.
-func (p *pendingFiles) in(m *mount, dir string) []drivers.Object {
+func (p *pendingFiles) in(m *mount, dir string) ([]drivers.Object, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var out []drivers.Object
 	for _, o := range p.m[cacheKey(m.path, dir)] {
 		out = append(out, o)
 	}
-	return out
+	return out, nil
 }
 
 // underKey reports whether key names the folder rel of mount m or one below it.
@@ -74,7 +92,7 @@ func underKey(key, mount, rel string) bool {
 
 // removeTree forgets the pending entries inside the folder rel, which is
 // gone: a folder made again at that path must not show them.
-func (p *pendingFiles) removeTree(m *mount, rel string) {
+func (p *pendingFiles) removeTree(m *mount, rel string) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for key := range p.m {
@@ -82,12 +100,13 @@ func (p *pendingFiles) removeTree(m *mount, rel string) {
 			delete(p.m, key)
 		}
 	}
+	return nil
 }
 
 // carryTree gives the folder to (on the same mount) the pending entries of
 // the folder from, which the provider moved or copied without them; a move
 // (keep false) takes them away from from.
-func (p *pendingFiles) carryTree(m *mount, from, to string, keep bool) {
+func (p *pendingFiles) carryTree(m *mount, from, to string, keep bool) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	moved := map[string]map[string]drivers.Object{}
@@ -115,4 +134,5 @@ func (p *pendingFiles) carryTree(m *mount, from, to string, keep bool) {
 			p.m[key][name] = o
 		}
 	}
+	return nil
 }

@@ -30,6 +30,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"bridge/auth"
+	"bridge/cluster"
 	"bridge/davfs/deadprops"
 	"bridge/davfs/locks"
 	"bridge/drivers"
@@ -64,7 +65,13 @@ type Options struct {
 	Logger      zerolog.Logger
 	Metrics     Metrics
 	// Props stores dead properties; nil refuses PROPPATCH with 403.
-	Props *deadprops.Store
+	Props deadprops.Props
+	// Shared is the Redis several bridge instances share
+	// (server.shared_state): pending empty entries are kept there, and
+	// every folder changed through this instance is dropped from the
+	// others' listing caches before the change is answered. Close stops
+	// listening. nil: a single process.
+	Shared *cluster.Redis
 }
 
 // Server is the WebDAV handler over the mounts.
@@ -75,7 +82,8 @@ type Server struct {
 	cache   *listCache
 	group   singleflight.Group
 	links   *linkCache
-	pending pendingFiles
+	pending pendingStore
+	peers   *invalidator // nil: one process
 	health  healthCache
 	locks   locks.System
 	holds   shortHolds // writes of one path, one at a time (confirmLocks)
@@ -138,6 +146,7 @@ func New(opts Options) (*Server, error) {
 	if s.locks == nil {
 		s.locks = locks.NewMemory(locks.Options{MaxTimeout: opts.LockTimeout})
 	}
+	s.pending = &pendingFiles{}
 	if s.client == nil {
 		s.client = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
 	}
@@ -163,7 +172,24 @@ func New(opts Options) (*Server, error) {
 		s.order = append(s.order, m.Path)
 	}
 	s.dav = &webdav.Handler{FileSystem: (*fileSystem)(s), LockSystem: checkedLS{}}
+	if opts.Shared != nil {
+		inv, err := startInvalidator(opts.Shared, s.cache, opts.Logger)
+		if err != nil {
+			return nil, fmt.Errorf("davfs: %w", err)
+		}
+		s.peers = inv
+		s.cache.changed = inv.changed
+		s.pending = redisPending{r: opts.Shared}
+	}
 	return s, nil
+}
+
+// Close stops listening to other instances (server.shared_state).
+func (s *Server) Close() error {
+	if s.peers != nil {
+		s.peers.close()
+	}
+	return nil
 }
 
 // ProviderCalls returns how many driver calls of each kind the mount at
@@ -363,17 +389,22 @@ func (s *Server) list(ctx context.Context, m *mount, dir string) (*listing, erro
 		if l, ok := s.cache.get(m.path, dir); ok {
 			return l, nil // filled while we waited for the flight
 		}
+		drops := s.cache.drops.Load()
 		objs, err := s.listFromProvider(ctx, m, dir)
 		if err != nil {
 			return nil, err
 		}
 		l := newListing(s.withKeptTimes(m, dir, objs))
-		for _, p := range s.pending.in(m, dir) {
+		pending, err := s.pending.in(m, dir)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range pending {
 			if _, real := l.get(p.Name); !real {
 				l.put(p)
 			}
 		}
-		s.cache.add(m.path, dir, l)
+		s.cache.addUnless(m.path, dir, l, drops)
 		return l, nil
 	})
 	if err != nil {

@@ -66,6 +66,7 @@ var statusTable = []struct {
 	{drivers.ErrRateLimited, http.StatusServiceUnavailable},
 	{drivers.ErrAuthExpired, http.StatusServiceUnavailable},
 	{drivers.ErrUnavailable, http.StatusBadGateway},
+	{drivers.ErrStateUnavailable, http.StatusServiceUnavailable},
 	{context.DeadlineExceeded, http.StatusGatewayTimeout},
 }
 

@@ -15,6 +15,11 @@ type Config struct {
 	// It exists when the constructor runs. Files holding secrets are written
 	// with mode 0600, atomically (temp file, fsync, rename).
 	StateDir string
+	// State keeps the mount's tokens and session records: DirState(StateDir)
+	// for one bridge process, the shared Redis for several instances.
+	// Drivers keep credentials there, never in StateDir directly; nil
+	// means DirState(StateDir).
+	State State
 	// Decode fills v (a pointer to the driver's options struct, with toml
 	// tags) from the mount's [mounts.options] table. Unknown keys are an
 	// error naming them.
@@ -28,6 +33,14 @@ type Config struct {
 	// interactively (`bridge login -config FILE /mount`), for the hints
 	// drivers with a Loginer give; "" when unknown.
 	LoginCommand string
+}
+
+// StateOf is cfg.State, or DirState(cfg.StateDir) when unset.
+func (cfg Config) StateOf() State {
+	if cfg.State != nil {
+		return cfg.State
+	}
+	return DirState(cfg.StateDir)
 }
 
 // Factory builds a driver from its configuration. main.go holds the table of

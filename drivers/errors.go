@@ -20,6 +20,9 @@ var (
 	ErrRateLimited  = errors.New("rate limited by the provider")
 	ErrAuthExpired  = errors.New("provider authorization expired or revoked")
 	ErrUnavailable  = errors.New("provider unavailable")
+	// ErrStateUnavailable: the state several bridge instances share
+	// (server.shared_state) could not be reached (503).
+	ErrStateUnavailable = errors.New("shared state unavailable")
 )
 
 // RetryError carries the wait the provider asked for (Retry-After, or a

@@ -11,6 +11,10 @@
 // bbolt never gives space back to the file system, so what one client can
 // put in is bounded (see Limits): a PROPPATCH that would take a resource's
 // properties over them is refused whole, with ErrFull.
+//
+// Several bridge instances behind a load balancer share one RedisStore
+// instead (server.shared_state); davfs takes either through Props, and
+// CopyAll moves everything from one to the other (bridge migrate-state).
 package deadprops
 
 import (
@@ -28,9 +32,9 @@ import (
 )
 
 var (
-	bucket        = []byte("deadprops")
-	timesBucket   = []byte("modtimes")
-	patchedBucket = []byte("patchedtimes")
+	bucket        = []byte(kindProps)
+	timesBucket   = []byte(kindTimes)
+	patchedBucket = []byte(kindPatched)
 	buckets       = [][]byte{bucket, timesBucket, patchedBucket}
 )
 
@@ -179,21 +183,8 @@ func (s *Store) Patch(path string, patches []webdav.Proppatch) error {
 				return err
 			}
 		}
-		oldCount, oldBytes := len(props), total(props)
-		for _, patch := range patches {
-			for _, p := range patch.Props {
-				if patch.Remove {
-					delete(props, p.XMLName)
-				} else {
-					props[p.XMLName] = p
-				}
-			}
-		}
-		if n := len(props); n > lim.ResourceProps && n > oldCount {
-			return fmt.Errorf("%s: %d properties, the limit is %d: %w", path, n, lim.ResourceProps, ErrFull)
-		}
-		if n := total(props); n > lim.ResourceBytes && n > oldBytes {
-			return fmt.Errorf("%s: %d bytes of properties, the limit is %d: %w", path, n, lim.ResourceBytes, ErrFull)
+		if err := apply(path, props, patches, lim); err != nil {
+			return err
 		}
 		if len(props) == 0 {
 			return b.Delete([]byte(path))
@@ -326,9 +317,7 @@ func decodeModTime(v []byte) (ModTime, bool) {
 // SetModTime keeps t as the modification time of the file at path, whose
 // size is size.
 func (s *Store) SetModTime(path string, t time.Time, size int64) error {
-	v := make([]byte, 16)
-	binary.BigEndian.PutUint64(v, uint64(t.UnixNano()))
-	binary.BigEndian.PutUint64(v[8:], uint64(size))
+	v := encodeModTime(t, size)
 	return s.db.Update(func(tx *bolt.Tx) error {
 		return tx.Bucket(timesBucket).Put([]byte(path), v)
 	})
@@ -379,8 +368,7 @@ func (s *Store) ModTimeAt(path string) (ModTime, bool, error) {
 // SetPatchedTime keeps t as the time a client set by PROPPATCH on the
 // empty file at path.
 func (s *Store) SetPatchedTime(path string, t time.Time) error {
-	v := make([]byte, 8)
-	binary.BigEndian.PutUint64(v, uint64(t.UnixNano()))
+	v := encodePatched(t)
 	return s.db.Update(func(tx *bolt.Tx) error {
 		return tx.Bucket(patchedBucket).Put([]byte(path), v)
 	})
@@ -391,9 +379,7 @@ func (s *Store) PatchedTime(path string) (time.Time, bool, error) {
 	var t time.Time
 	found := false
 	err := s.db.View(func(tx *bolt.Tx) error {
-		if v := tx.Bucket(patchedBucket).Get([]byte(path)); len(v) == 8 {
-			t, found = time.Unix(0, int64(binary.BigEndian.Uint64(v))), true
-		}
+		t, found = decodePatched(tx.Bucket(patchedBucket).Get([]byte(path)))
 		return nil
 	})
 	return t, found, err
@@ -404,4 +390,39 @@ func (s *Store) ClearPatchedTime(path string) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		return tx.Bucket(patchedBucket).Delete([]byte(path))
 	})
+}
+
+// Export calls fn for every record, in one read transaction; fn must not
+// write to s.
+func (s *Store) Export(fn func(Record) error) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		for _, name := range buckets {
+			err := tx.Bucket(name).ForEach(func(k, v []byte) error {
+				rec, err := decodeRecord(string(name), string(k), v)
+				if err != nil {
+					return err
+				}
+				return fn(rec)
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Import stores rec as it is, whatever the limits.
+func (s *Store) Import(rec Record) error {
+	kind, v, err := encodeRecord(rec)
+	if err != nil {
+		return err
+	}
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte(kind)).Put([]byte(rec.Path), v)
+	})
+	if err != nil {
+		return fmt.Errorf("deadprops: import %s: %w", rec.Path, err)
+	}
+	return nil
 }

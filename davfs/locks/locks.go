@@ -4,9 +4,10 @@
 //
 // It holds the rules and the state; the HTTP side (reading LOCK bodies,
 // Depth, Timeout and If headers, writing answers) stays with the server.
-// The server talks to a System, so that a store shared by several bridge
-// instances can take the place of the in-memory one (NewMemory) without
-// the server changing.
+// The server talks to a System: NewMemory keeps locks in the process,
+// NewRedis in a Redis that several bridge instances share, so that a lock
+// taken through one is honoured by all. Both decide by the same rules (a
+// table; see Redis for how it is kept atomic across processes).
 //
 // Paths are share paths ("/mount/a/b.txt"); they are cleaned on the way in,
 // so "/m/a/" and "/m/a" are one resource.
@@ -157,13 +158,18 @@ type System interface {
 	Delete(ctx context.Context, path string) error
 }
 
-// Options configure NewMemory.
+// Options configure NewMemory and NewRedis.
 type Options struct {
 	// MaxTimeout is the longest lock granted: longer requests, Infinite
 	// and none at all get it. Zero means DefaultMaxTimeout.
 	MaxTimeout time.Duration
-	// Now is the clock; nil means time.Now.
+	// Now is the clock; nil means time.Now for Memory and the Redis
+	// server's clock for Redis.
 	Now func() time.Time
+	// HoldTTL is, for Redis only, how long a write in progress (see
+	// Confirm) outlives a bridge instance that died during it. Zero means
+	// DefaultHoldTTL.
+	HoldTTL time.Duration
 }
 
 // Memory is a System kept in this process: locks are lost on restart, and
@@ -173,22 +179,14 @@ type Memory struct {
 	now        func() time.Time
 
 	mu        sync.Mutex
-	byToken   map[string]*Lock
-	byRoot    map[string][]*Lock
-	holds     map[*hold]struct{} // writes confirmed and not yet released
+	table     // the locks and the writes in progress
 	nextSweep time.Time
-}
-
-// A hold is a write in progress: other users may not lock its target.
-type hold struct {
-	owner  string
-	target Target
 }
 
 var _ System = (*Memory)(nil)
 
 // sweepEvery bounds how long expired locks that nobody looks at stay in
-// memory.
+// memory (or in Redis's index).
 const sweepEvery = time.Minute
 
 // NewMemory returns an empty in-memory lock system.
@@ -196,9 +194,7 @@ func NewMemory(opts Options) *Memory {
 	m := &Memory{
 		maxTimeout: opts.MaxTimeout,
 		now:        opts.Now,
-		byToken:    map[string]*Lock{},
-		byRoot:     map[string][]*Lock{},
-		holds:      map[*hold]struct{}{},
+		table:      newTable(),
 	}
 	if m.maxTimeout <= 0 {
 		m.maxTimeout = DefaultMaxTimeout
@@ -214,36 +210,24 @@ func (m *Memory) Create(ctx context.Context, l Lock) (Lock, error) {
 	if err := ctx.Err(); err != nil {
 		return Lock{}, err
 	}
-	if l.Owner == "" {
-		return Lock{}, errors.New("locks: lock without an owner")
+	if err := validate(&l); err != nil {
+		return Lock{}, err
 	}
-	if (l.Scope != Exclusive && l.Scope != Shared) || (l.Depth != DepthZero && l.Depth != DepthInfinity) {
-		return Lock{}, fmt.Errorf("locks: invalid scope %d or depth %d", l.Scope, l.Depth)
-	}
-	l.Root = clean(l.Root)
 	now := m.now()
 
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.sweep(now)
-	for _, other := range m.overlapping(Target{l.Root, l.Depth}, now) {
-		if l.Scope == Exclusive || other.Scope == Exclusive {
-			return Lock{}, fmt.Errorf("%w: %s conflicts with a lock on %s", ErrLocked, l.Root, other.Root)
-		}
-	}
-	for h := range m.holds {
-		if h.owner != l.Owner && overlaps(l.Root, l.Depth, h.target.Path, h.target.Depth) {
-			return Lock{}, fmt.Errorf("%w: %s is being written", ErrLocked, h.target.Path)
-		}
+	if err := m.checkCreate(l, now); err != nil {
+		return Lock{}, err
 	}
 	l.Token = newToken()
 	for m.byToken[l.Token] != nil {
 		l.Token = newToken()
 	}
-	m.grant(&l, l.Timeout, now)
+	grant(&l, l.Timeout, m.maxTimeout, now)
 	stored := l
-	m.byToken[l.Token] = &stored
-	m.byRoot[l.Root] = append(m.byRoot[l.Root], &stored)
+	m.add(&stored)
 	return l, nil
 }
 
@@ -259,7 +243,7 @@ func (m *Memory) Refresh(ctx context.Context, owner, token, p string, timeout ti
 	if err != nil {
 		return Lock{}, fmt.Errorf("refresh: %w", err)
 	}
-	m.grant(l, timeout, now)
+	grant(l, timeout, m.maxTimeout, now)
 	return *l, nil
 }
 
@@ -284,41 +268,14 @@ func (m *Memory) Confirm(ctx context.Context, owner string, tokens []string, tar
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	submitted := make(map[string]bool, len(tokens))
-	for _, t := range tokens {
-		submitted[t] = true
-	}
-	satisfied := func(l *Lock) bool { return l.Owner == owner && submitted[l.Token] }
+	targets = cleanTargets(targets)
 	now := m.now()
 
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.sweep(now)
-	targets = slices.Clone(targets)
-	for i := range targets {
-		t := &targets[i]
-		t.Path = clean(t.Path)
-		for _, l := range m.overlapping(*t, now) {
-			if satisfied(l) {
-				continue
-			}
-			// The resource l and the target share: the deeper of the two
-			// paths. Among shared locks one of owner's is enough.
-			p := t.Path
-			if within(l.Root, t.Path) {
-				p = l.Root
-			}
-			ok := false
-			for _, c := range m.covering(p, now) {
-				if satisfied(c) {
-					ok = true
-					break
-				}
-			}
-			if !ok {
-				return nil, fmt.Errorf("%w: %s needs the token of the lock on %s", ErrLocked, p, l.Root)
-			}
-		}
+	if err := m.checkConfirm(owner, tokens, targets, now); err != nil {
+		return nil, err
 	}
 	held := make([]*hold, len(targets))
 	for i, t := range targets {
@@ -344,15 +301,9 @@ func (m *Memory) Locks(ctx context.Context, p string, depth Depth) ([]Lock, erro
 	}
 	now := m.now()
 	m.mu.Lock()
-	found := m.overlapping(Target{clean(p), depth}, now)
-	out := make([]Lock, len(found))
-	for i, l := range found {
-		out[i] = *l
-	}
+	out := copied(m.overlapping(Target{clean(p), depth}, now))
 	m.mu.Unlock()
-	slices.SortFunc(out, func(a, b Lock) int {
-		return cmp.Or(strings.Compare(a.Root, b.Root), strings.Compare(a.Token, b.Token))
-	})
+	sortLocks(out)
 	return out, nil
 }
 
@@ -379,96 +330,12 @@ func (m *Memory) Delete(ctx context.Context, p string) error {
 	return nil
 }
 
-// grant sets l's timeout to what may be granted of the one asked for, and
-// its expiry.
-func (m *Memory) grant(l *Lock, asked time.Duration, now time.Time) {
-	if asked <= 0 || asked > m.maxTimeout {
-		asked = m.maxTimeout
-	}
-	l.Timeout = asked
-	l.Expires = now.Add(asked)
-}
-
-// owned finds the live lock with token that covers p and belongs to owner.
-// A path outside the lock is checked before the owner, so a request through
-// a path the lock has nothing to do with learns nothing about it.
+// owned is table.owned, dropping the lock with token if it has expired.
 func (m *Memory) owned(owner, token, p string, now time.Time) (*Lock, error) {
-	l := m.byToken[token]
-	if l != nil && !live(l, now) {
+	if l := m.byToken[token]; l != nil && !live(l, now) {
 		m.remove(l)
-		l = nil
 	}
-	if l == nil || !l.Covers(p) {
-		return nil, ErrNoSuchLock
-	}
-	if l.Owner != owner {
-		return nil, ErrNotOwner
-	}
-	return l, nil
-}
-
-// covering returns the live locks that take in p: those on p and the
-// depth-infinity ones above it.
-func (m *Memory) covering(p string, now time.Time) []*Lock {
-	var out []*Lock
-	for q := p; ; q = path.Dir(q) {
-		for _, l := range m.byRoot[q] {
-			if live(l, now) && (q == p || l.Depth == DepthInfinity) {
-				out = append(out, l)
-			}
-		}
-		if q == "/" {
-			return out
-		}
-	}
-}
-
-// overlapping returns the live locks that share a resource with t: those
-// covering t.Path and, for DepthInfinity, those taken below it.
-func (m *Memory) overlapping(t Target, now time.Time) []*Lock {
-	out := m.covering(t.Path, now)
-	if t.Depth != DepthInfinity {
-		return out
-	}
-	for root, ls := range m.byRoot {
-		if root == t.Path || !within(root, t.Path) {
-			continue
-		}
-		for _, l := range ls {
-			if live(l, now) {
-				out = append(out, l)
-			}
-		}
-	}
-	return out
-}
-
-// removeBelow removes the locks taken on p and below it.
-func (m *Memory) removeBelow(p string) {
-	for root, ls := range m.byRoot {
-		if within(root, p) {
-			for _, l := range ls {
-				delete(m.byToken, l.Token)
-			}
-			delete(m.byRoot, root)
-		}
-	}
-}
-
-func (m *Memory) remove(l *Lock) {
-	delete(m.byToken, l.Token)
-	ls := m.byRoot[l.Root]
-	for i, x := range ls {
-		if x == l {
-			ls = append(ls[:i:i], ls[i+1:]...)
-			break
-		}
-	}
-	if len(ls) == 0 {
-		delete(m.byRoot, l.Root)
-	} else {
-		m.byRoot[l.Root] = ls
-	}
+	return m.table.owned(owner, token, p, now)
 }
 
 // sweep drops expired locks now and then; lookups skip them meanwhile.
@@ -482,6 +349,203 @@ func (m *Memory) sweep(now time.Time) {
 			m.remove(l)
 		}
 	}
+}
+
+// A table is a set of locks and of writes in progress, and the rules that
+// decide between them. Memory keeps one for good; Redis builds one from
+// the records it reads for each operation, so both decide by the same
+// code.
+type table struct {
+	byToken map[string]*Lock
+	byRoot  map[string][]*Lock
+	holds   map[*hold]struct{} // writes confirmed and not yet released
+}
+
+// A hold is a write in progress: other users may not lock its target.
+type hold struct {
+	owner  string
+	target Target
+}
+
+func newTable() table {
+	return table{byToken: map[string]*Lock{}, byRoot: map[string][]*Lock{}, holds: map[*hold]struct{}{}}
+}
+
+// checkCreate fails with ErrLocked when l, whose root is clean, conflicts
+// with a live lock or with a write in progress of someone else.
+func (t *table) checkCreate(l Lock, now time.Time) error {
+	for _, other := range t.overlapping(Target{l.Root, l.Depth}, now) {
+		if l.Scope == Exclusive || other.Scope == Exclusive {
+			return fmt.Errorf("%w: %s conflicts with a lock on %s", ErrLocked, l.Root, other.Root)
+		}
+	}
+	for h := range t.holds {
+		if h.owner != l.Owner && overlaps(l.Root, l.Depth, h.target.Path, h.target.Depth) {
+			return fmt.Errorf("%w: %s is being written", ErrLocked, h.target.Path)
+		}
+	}
+	return nil
+}
+
+// checkConfirm fails with ErrLocked unless owner, having submitted tokens,
+// may change targets (clean paths): see System.Confirm.
+func (t *table) checkConfirm(owner string, tokens []string, targets []Target, now time.Time) error {
+	submitted := make(map[string]bool, len(tokens))
+	for _, tok := range tokens {
+		submitted[tok] = true
+	}
+	satisfied := func(l *Lock) bool { return l.Owner == owner && submitted[l.Token] }
+	for _, tg := range targets {
+		for _, l := range t.overlapping(tg, now) {
+			if satisfied(l) {
+				continue
+			}
+			// The resource l and the target share: the deeper of the two
+			// paths. Among shared locks one of owner's is enough.
+			p := tg.Path
+			if within(l.Root, tg.Path) {
+				p = l.Root
+			}
+			if !slices.ContainsFunc(t.covering(p, now), satisfied) {
+				return fmt.Errorf("%w: %s needs the token of the lock on %s", ErrLocked, p, l.Root)
+			}
+		}
+	}
+	return nil
+}
+
+// owned finds the live lock with token that covers p and belongs to owner.
+// A path outside the lock is checked before the owner, so a request through
+// a path the lock has nothing to do with learns nothing about it.
+func (t *table) owned(owner, token, p string, now time.Time) (*Lock, error) {
+	l := t.byToken[token]
+	if l == nil || !live(l, now) || !l.Covers(p) {
+		return nil, ErrNoSuchLock
+	}
+	if l.Owner != owner {
+		return nil, ErrNotOwner
+	}
+	return l, nil
+}
+
+// covering returns the live locks that take in p: those on p and the
+// depth-infinity ones above it.
+func (t *table) covering(p string, now time.Time) []*Lock {
+	var out []*Lock
+	for q := p; ; q = path.Dir(q) {
+		for _, l := range t.byRoot[q] {
+			if live(l, now) && (q == p || l.Depth == DepthInfinity) {
+				out = append(out, l)
+			}
+		}
+		if q == "/" {
+			return out
+		}
+	}
+}
+
+// overlapping returns the live locks that share a resource with tg: those
+// covering tg.Path and, for DepthInfinity, those taken below it.
+func (t *table) overlapping(tg Target, now time.Time) []*Lock {
+	out := t.covering(tg.Path, now)
+	if tg.Depth != DepthInfinity {
+		return out
+	}
+	for root, ls := range t.byRoot {
+		if root == tg.Path || !within(root, tg.Path) {
+			continue
+		}
+		for _, l := range ls {
+			if live(l, now) {
+				out = append(out, l)
+			}
+		}
+	}
+	return out
+}
+
+// below returns the locks, live or not, taken on p and below it.
+func (t *table) below(p string) []*Lock {
+	var out []*Lock
+	for root, ls := range t.byRoot {
+		if within(root, p) {
+			out = append(out, ls...)
+		}
+	}
+	return out
+}
+
+func (t *table) add(l *Lock) {
+	t.byToken[l.Token] = l
+	t.byRoot[l.Root] = append(t.byRoot[l.Root], l)
+}
+
+// removeBelow removes the locks taken on p and below it.
+func (t *table) removeBelow(p string) {
+	for _, l := range t.below(p) {
+		t.remove(l)
+	}
+}
+
+func (t *table) remove(l *Lock) {
+	delete(t.byToken, l.Token)
+	ls := t.byRoot[l.Root]
+	for i, x := range ls {
+		if x == l {
+			ls = append(ls[:i:i], ls[i+1:]...)
+			break
+		}
+	}
+	if len(ls) == 0 {
+		delete(t.byRoot, l.Root)
+	} else {
+		t.byRoot[l.Root] = ls
+	}
+}
+
+// validate checks what Create is asked for and cleans its root.
+func validate(l *Lock) error {
+	if l.Owner == "" {
+		return errors.New("locks: lock without an owner")
+	}
+	if (l.Scope != Exclusive && l.Scope != Shared) || (l.Depth != DepthZero && l.Depth != DepthInfinity) {
+		return fmt.Errorf("locks: invalid scope %d or depth %d", l.Scope, l.Depth)
+	}
+	l.Root = clean(l.Root)
+	return nil
+}
+
+// grant sets l's timeout to what may be granted of the one asked for, and
+// its expiry.
+func grant(l *Lock, asked, maxTimeout time.Duration, now time.Time) {
+	if asked <= 0 || asked > maxTimeout {
+		asked = maxTimeout
+	}
+	l.Timeout = asked
+	l.Expires = now.Add(asked)
+}
+
+func cleanTargets(targets []Target) []Target {
+	targets = slices.Clone(targets)
+	for i := range targets {
+		targets[i].Path = clean(targets[i].Path)
+	}
+	return targets
+}
+
+func copied(ls []*Lock) []Lock {
+	out := make([]Lock, len(ls))
+	for i, l := range ls {
+		out[i] = *l
+	}
+	return out
+}
+
+// sortLocks orders locks as Locks returns them: by root, then token.
+func sortLocks(ls []Lock) {
+	slices.SortFunc(ls, func(a, b Lock) int {
+		return cmp.Or(strings.Compare(a.Root, b.Root), strings.Compare(a.Token, b.Token))
+	})
 }
 
 func live(l *Lock, now time.Time) bool { return now.Before(l.Expires) }

@@ -14,7 +14,6 @@ import (
 
 	"github.com/pquerna/otp/totp"
 
-	"bridge/auth"
 	"bridge/drivers"
 	"bridge/drivers/pacer"
 )
@@ -293,7 +292,7 @@ func (d *Driver) runLogin(ctx context.Context) (string, error) {
 		d.log.Warn().Str("error", err.Error()).Msg("cloudreve: login failed")
 		return "", err
 	}
-	d.saveSession(cookie)
+	d.saveSession(ctx, cookie)
 	return cookie, nil
 }
 
@@ -345,12 +344,25 @@ type savedSession struct {
 	Cookie   string `json:"cookie"`
 }
 
-func (d *Driver) saveSession(cookie string) {
-	if d.stateFile == "" {
-		return
+// sessionRecord names the session in the mount's drivers.State.
+const sessionRecord = "session.json"
+
+// savedCookie is the cookie of a saved session of this account, "" for
+// none or another account's.
+func (d *Driver) savedCookie(b []byte) string {
+	var s savedSession
+	if b == nil || json.Unmarshal(b, &s) != nil || s.BaseURL != d.opts.BaseURL || s.Username != d.opts.Username {
+		return ""
 	}
-	s := savedSession{BaseURL: d.opts.BaseURL, Username: d.opts.Username, Cookie: cookie}
-	if err := auth.WriteFileAtomic(d.stateFile, s); err != nil {
+	return s.Cookie
+}
+
+func (d *Driver) saveSession(ctx context.Context, cookie string) {
+	b, err := json.Marshal(savedSession{BaseURL: d.opts.BaseURL, Username: d.opts.Username, Cookie: cookie})
+	if err == nil {
+		err = d.state.Save(ctx, sessionRecord, b)
+	}
+	if err != nil {
 		d.log.Warn().Str("error", err.Error()).Msg("cloudreve: session not saved; the next start logs in again")
 	}
 }

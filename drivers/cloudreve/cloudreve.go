@@ -88,9 +88,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
 	"path"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -121,15 +119,15 @@ type Options struct {
 
 // Driver is one Cloudreve account.
 type Driver struct {
-	opts      Options
-	api       string   // base_url + "/api/v3"
-	site      *url.URL // base_url, for relative download URLs
-	client    *http.Client
-	log       zerolog.Logger
-	stateFile string
-	now       func() time.Time
-	sleep     func(ctx context.Context, d time.Duration) error // waits between retries
-	gate      pacer.Gate                                       // a rate limit met by one call holds the others back
+	opts   Options
+	api    string   // base_url + "/api/v3"
+	site   *url.URL // base_url, for relative download URLs
+	client *http.Client
+	log    zerolog.Logger
+	state  drivers.State // the session record (sessionRecord)
+	now    func() time.Time
+	sleep  func(ctx context.Context, d time.Duration) error // waits between retries
+	gate   pacer.Gate                                       // a rate limit met by one call holds the others back
 
 	login *auth.Relogin[string] // the session cookie, one login for all callers
 
@@ -166,17 +164,16 @@ func New(ctx context.Context, cfg drivers.Config) (drivers.Driver, error) {
 	}
 	d := &Driver{opts: o, api: o.BaseURL + "/api/v3", site: site, client: client, log: cfg.Logger,
 		now: time.Now, sleep: pacer.Sleep, policies: map[string]policy{}}
-	if cfg.StateDir != "" {
-		d.stateFile = filepath.Join(cfg.StateDir, "session.json")
-	}
+	d.state = cfg.StateOf()
 	d.login = &auth.Relogin[string]{Login: d.runLogin, Key: func(c string) string { return c },
 		Refused: func(err error) bool { return errors.Is(err, drivers.ErrAuthExpired) },
 		Backoff: loginBackoff, Now: func() time.Time { return d.now() }}
+	d.login.ShareThrough(d.state, sessionRecord, d.savedCookie)
 	d.login.Set(o.SessionCookie)
-	var saved savedSession
-	if b, err := os.ReadFile(d.stateFile); err == nil && json.Unmarshal(b, &saved) == nil &&
-		saved.BaseURL == o.BaseURL && saved.Username == o.Username && saved.Cookie != "" {
-		d.login.Set(saved.Cookie)
+	if b, err := d.state.Load(ctx, sessionRecord); err != nil {
+		return nil, fmt.Errorf("cloudreve: %w", err)
+	} else if c := d.savedCookie(b); c != "" {
+		d.login.Set(c)
 	}
 	if d.login.Peek() == "" {
 		if _, err := d.relogin(ctx, ""); err != nil {

@@ -13,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"bridge/auth"
 	"bridge/drivers"
 	"bridge/drivers/flex"
 	"bridge/drivers/pacer"
@@ -305,7 +304,7 @@ func (d *Driver) runAuthorize(ctx context.Context) (session, error) {
 		d.log.Warn().Str("error", err.Error()).Msg("disccloud: authorize failed")
 		return session{}, err
 	}
-	d.saveSession(s)
+	d.saveSession(ctx, s)
 	return s, nil
 }
 
@@ -365,18 +364,25 @@ func (d *Driver) who() string {
 	return hex.EncodeToString(sum[:8])
 }
 
-func (d *Driver) loadSession(b []byte) {
+// sessionRecord names the session in the mount's drivers.State.
+const sessionRecord = "session.json"
+
+// savedSessionOf is a saved session of this account, the zero session for
+// none or another account's.
+func (d *Driver) savedSessionOf(b []byte) session {
 	var s savedSession
-	if json.Unmarshal(b, &s) == nil && s.APIBase == d.api && s.Who == d.who() && s.Token != "" && s.Account != "" {
-		d.auth.Set(session{token: s.Token, account: s.Account})
+	if b == nil || json.Unmarshal(b, &s) != nil || s.APIBase != d.api || s.Who != d.who() || s.Token == "" || s.Account == "" {
+		return session{}
 	}
+	return session{token: s.Token, account: s.Account}
 }
 
-func (d *Driver) saveSession(s session) {
-	if d.stateFile == "" {
-		return
+func (d *Driver) saveSession(ctx context.Context, s session) {
+	b, err := json.Marshal(savedSession{APIBase: d.api, Who: d.who(), Token: s.token, Account: s.account})
+	if err == nil {
+		err = d.state.Save(ctx, sessionRecord, b)
 	}
-	if err := auth.WriteFileAtomic(d.stateFile, savedSession{APIBase: d.api, Who: d.who(), Token: s.token, Account: s.account}); err != nil {
+	if err != nil {
 		d.log.Warn().Str("error", err.Error()).Msg("disccloud: token not saved; the next start authorizes again")
 	}
 }

@@ -82,9 +82,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
 	"path"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -125,15 +123,15 @@ const packageTTL = 10 * time.Minute
 
 // Driver is one DiscCloud account.
 type Driver struct {
-	opts      Options
-	api       string // ends in "/"
-	loc       *time.Location
-	client    *http.Client
-	log       zerolog.Logger
-	stateFile string
-	now       func() time.Time
-	sleep     func(ctx context.Context, d time.Duration) error
-	gate      pacer.Gate
+	opts   Options
+	api    string // ends in "/"
+	loc    *time.Location
+	client *http.Client
+	log    zerolog.Logger
+	state  drivers.State // the session record (sessionRecord)
+	now    func() time.Time
+	sleep  func(ctx context.Context, d time.Duration) error
+	gate   pacer.Gate
 
 	auth *auth.Relogin[session] // the token, one /authorize for all callers
 
@@ -170,11 +168,12 @@ func New(ctx context.Context, cfg drivers.Config) (drivers.Driver, error) {
 	d.auth = &auth.Relogin[session]{Login: d.runAuthorize, Key: func(s session) string { return s.token },
 		Refused: func(err error) bool { return errors.Is(err, drivers.ErrAuthExpired) },
 		Backoff: authBackoff, Now: func() time.Time { return d.now() }}
-	if cfg.StateDir != "" {
-		d.stateFile = filepath.Join(cfg.StateDir, "session.json")
-		if b, err := os.ReadFile(d.stateFile); err == nil {
-			d.loadSession(b)
-		}
+	d.state = cfg.StateOf()
+	d.auth.ShareThrough(d.state, sessionRecord, d.savedSessionOf)
+	if b, err := d.state.Load(ctx, sessionRecord); err != nil {
+		return nil, fmt.Errorf("disccloud: %w", err)
+	} else if s := d.savedSessionOf(b); s.token != "" {
+		d.auth.Set(s)
 	}
 	if _, err := d.session(ctx); err != nil {
 		d.log.Warn().Str("error", err.Error()).Msg("disccloud: authorize at start failed; calls will retry it")

@@ -78,7 +78,6 @@ import (
 	"net/http"
 	"net/url"
 	"path"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -168,7 +167,7 @@ func New(ctx context.Context, cfg drivers.Config) (drivers.Driver, error) {
 			AuthStyle:     oauth2.AuthStyleInParams,
 		},
 	}
-	ts, err := auth.NewTokenStore(filepath.Join(cfg.StateDir, "token.json"), d.oauth, cfg.HTTPClient)
+	ts, err := auth.NewTokenStore(cfg.StateOf(), "token.json", d.oauth, cfg.HTTPClient)
 	if err != nil {
 		return nil, fmt.Errorf("disktop: %w", err)
 	}

@@ -80,7 +80,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -197,7 +196,7 @@ func New(ctx context.Context, cfg drivers.Config) (drivers.Driver, error) {
 	}
 	signed := *cfg.HTTPClient
 	signed.Transport = &tokenSigner{d: d, next: transportOf(cfg.HTTPClient)}
-	ts, err := auth.NewTokenStore(filepath.Join(cfg.StateDir, "token.json"), conf, &signed)
+	ts, err := auth.NewTokenStore(cfg.StateOf(), "token.json", conf, &signed)
 	if err != nil {
 		return nil, fmt.Errorf("gokuai: %w", err)
 	}

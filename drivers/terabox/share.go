@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -48,7 +47,6 @@ import (
 type Share struct {
 	acct *Driver // the account's client: token, hosts, pacer, errors
 	link shareLink
-	file string // the session's file in the state folder
 
 	verifyMu sync.Mutex // one verify at a time, for every caller
 
@@ -68,7 +66,7 @@ const (
 	maxHoldoff   = time.Hour
 )
 
-// shareFile is the session's file in the mount's state folder.
+// shareFile is the session's record in the mount's drivers.State.
 const shareFile = "share.json"
 
 // readOnlyReason is what a client is told when it tries to write.
@@ -77,8 +75,8 @@ const readOnlyReason = "this mount is a TeraBox share link, which is read-only: 
 // newShare makes the share mount over the account's client d, with the
 // session the state folder kept for this link, if any.
 func newShare(d *Driver, link shareLink) *Share {
-	s := &Share{acct: d, link: link, file: filepath.Join(d.state, shareFile)}
-	if sess, ok := loadSession(s.file, link.surl); ok {
+	s := &Share{acct: d, link: link}
+	if sess, ok := loadSession(d.records, link.surl); ok {
 		s.sess, s.gen = sess, 1
 	}
 	return s

@@ -7,10 +7,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
 	"time"
 
-	"bridge/auth"
 	"bridge/drivers"
 	"bridge/drivers/flex"
 )
@@ -38,9 +36,9 @@ type shareSession struct {
 
 // loadSession reads the state folder's session of the link surl; another
 // link's, or none, is no session.
-func loadSession(file, surl string) (shareSession, bool) {
-	b, err := os.ReadFile(file)
-	if err != nil {
+func loadSession(records drivers.State, surl string) (shareSession, bool) {
+	b, err := records.Load(context.Background(), shareFile)
+	if err != nil || b == nil {
 		return shareSession{}, false
 	}
 	var s shareSession
@@ -99,7 +97,11 @@ func (s *Share) session(ctx context.Context, stale int) (shareSession, int, erro
 	}
 	s.sess, s.refused, s.holdoff = sess, nil, 0
 	s.gen++
-	if werr := auth.WriteFileAtomic(s.file, sess); werr != nil {
+	b, werr := json.Marshal(sess)
+	if werr == nil {
+		werr = s.acct.records.Save(ctx, shareFile, b)
+	}
+	if werr != nil {
 		s.acct.log.Warn().Str("mount", s.acct.mount).Str("error", werr.Error()).Msg("terabox: the share's session could not be kept; it is verified again after a restart")
 	}
 	s.acct.log.Info().Str("mount", s.acct.mount).Msg("terabox: share link verified")

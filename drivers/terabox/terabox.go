@@ -71,7 +71,6 @@ import (
 	"net/http"
 	"net/url"
 	"path"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -138,7 +137,8 @@ type Driver struct {
 	tokens   *auth.TokenStore
 	log      zerolog.Logger
 	mount    string
-	state    string
+	state    string        // the mount's folder, for the login's QR code image
+	records  drivers.State // tokens and the share's session
 	login    string
 	now      func() time.Time
 	sleep    func(ctx context.Context, d time.Duration) error
@@ -192,7 +192,7 @@ func New(ctx context.Context, cfg drivers.Config) (drivers.Driver, error) {
 		}
 	}
 	d := &Driver{opts: o, base: base, client: cfg.HTTPClient, log: cfg.Logger, mount: cfg.MountPath,
-		state: cfg.StateDir, login: cfg.LoginCommand, now: time.Now, sleep: pacer.Sleep, pageSize: listNum}
+		state: cfg.StateDir, records: cfg.StateOf(), login: cfg.LoginCommand, now: time.Now, sleep: pacer.Sleep, pageSize: listNum}
 	if d.login == "" {
 		d.login = "bridge login -config FILE " + cfg.MountPath
 	}
@@ -203,7 +203,7 @@ func New(ctx context.Context, cfg drivers.Config) (drivers.Driver, error) {
 		Endpoint: oauth2.Endpoint{TokenURL: o.BaseURL + refreshPath, AuthStyle: oauth2.AuthStyleInParams}}
 	refreshClient := *cfg.HTTPClient
 	refreshClient.Transport = &refreshTransport{next: transportOf(cfg.HTTPClient), d: d}
-	ts, err := auth.NewTokenStore(filepath.Join(cfg.StateDir, "token.json"), conf, &refreshClient)
+	ts, err := auth.NewTokenStore(cfg.StateOf(), "token.json", conf, &refreshClient)
 	if err != nil {
 		return nil, fmt.Errorf("terabox: %w", err)
 	}
