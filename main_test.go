@@ -206,6 +206,9 @@ func TestLoginThrottleAndStatusPaths(t *testing.T) {
 	if code := get("/healthz", ""); code != 200 {
 		t.Fatalf("/healthz without credentials: %d", code)
 	}
+	if code := get("/readyz", ""); code != 200 {
+		t.Fatalf("/readyz without credentials: %d", code)
+	}
 	if code := get("/metrics", ""); code != 200 {
 		t.Fatalf("/metrics without credentials: %d", code)
 	}

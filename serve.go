@@ -383,22 +383,45 @@ func buildHandler(ctx context.Context, c *config.Config, log zerolog.Logger) (ht
 			mtr.LoginFailed()
 		}
 	})
-	return routes(healthHandler(dav), mtr.Handler(), requestLog(authed, log, mtr, proxies)), closeAll, nil
+	return routes(healthHandler(dav), readyHandler(shared), mtr.Handler(), requestLog(authed, log, mtr, proxies)), closeAll, nil
 }
 
-// routes serves the two status paths (unauthenticated, and outside the
-// request log so that probes do not flood it) and hands every other path to
-// the share untouched: http.ServeMux would clean and redirect WebDAV paths.
-func routes(health, metrics, share http.Handler) http.Handler {
+// routes serves the status paths (unauthenticated, and outside the request
+// log so that probes do not flood it) and hands every other path to the
+// share untouched: http.ServeMux would clean and redirect WebDAV paths.
+func routes(health, ready, metrics, share http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case config.HealthPath:
 			health.ServeHTTP(w, r)
+		case config.ReadyPath:
+			ready.ServeHTTP(w, r)
 		case config.MetricsPath:
 			metrics.ServeHTTP(w, r)
 		default:
 			share.ServeHTTP(w, r)
 		}
+	})
+}
+
+// readyHandler answers /readyz, a load balancer's check of this instance:
+// 200 while it can serve, that is while the state it shares with other
+// instances (Redis) answers; 503 otherwise. Unlike /healthz it asks no
+// provider: a mount that needs a login is the same on every instance, and
+// must not take them all out of the balancer.
+func readyHandler(shared *cluster.Redis) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if shared != nil {
+			ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+			defer cancel()
+			if err := shared.Client().Ping(ctx).Err(); err != nil {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				io.WriteString(w, "shared state unreachable\n")
+				return
+			}
+		}
+		io.WriteString(w, "ready\n")
 	})
 }
 

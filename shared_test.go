@@ -77,4 +77,12 @@ func TestTwoInstancesShareLocksPropsAndListings(t *testing.T) {
 	if r := do(1, "PROPFIND", "/local/a.txt", find, "Depth", "0"); !strings.Contains(text(r), "blue") {
 		t.Fatal("instance B does not see the property set through A")
 	}
+
+	// The balancer's check: ready while Redis answers, and then what
+	// needs Redis answers 503, never a local guess.
+	want(do(0, "GET", "/readyz", ""), http.StatusOK)
+	srv.Stop()
+	want(do(0, "GET", "/readyz", ""), http.StatusServiceUnavailable)
+	want(do(1, "PUT", "/local/b.txt", "x"), http.StatusServiceUnavailable)
+	want(do(1, "LOCK", "/local/a.txt", lockBody), http.StatusServiceUnavailable)
 }

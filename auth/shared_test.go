@@ -235,3 +235,47 @@ func TestSharedReloginOnceAcrossInstances(t *testing.T) {
 		t.Fatalf("%d logins across three instances, want 1", n)
 	}
 }
+
+// A password login (Gokuai, when its refresh token died) runs once for
+// three instances; the others take the pair it saved.
+func TestSharedLoginOnceAcrossInstances(t *testing.T) {
+	srv := redistest.Start(t)
+	e := newStoreEnv(t)
+	conf := &oauth2.Config{ClientID: "c", Endpoint: oauth2.Endpoint{TokenURL: e.hs.URL}}
+	var stores []*TokenStore
+	for _, r := range redisInstances(t, srv, 3) {
+		s, err := NewTokenStore(r.MountState("/gokuai"), "token.json", conf, e.hs.Client())
+		if err != nil {
+			t.Fatal(err)
+		}
+		stores = append(stores, s)
+	}
+	var logins atomic.Int32
+	login := func(ctx context.Context) (*oauth2.Token, error) {
+		n := logins.Add(1)
+		time.Sleep(100 * time.Millisecond)
+		return &oauth2.Token{AccessToken: fmt.Sprintf("at-login-%d", n), RefreshToken: "rt-login"}, nil
+	}
+	var wg sync.WaitGroup
+	for _, s := range stores {
+		for range 5 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := s.LoginOnce(context.Background(), login); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	if n := logins.Load(); n != 1 {
+		t.Fatalf("%d password logins across three instances, want 1", n)
+	}
+	for i, s := range stores {
+		tok, err := s.Token(context.Background())
+		if err != nil || tok.AccessToken != "at-login-1" {
+			t.Fatalf("instance %d: %v %v", i, tok, err)
+		}
+	}
+}

@@ -515,3 +515,36 @@ func WriteFileAtomic(file string, v any) error {
 	}
 	return nil
 }
+
+// LoginOnce runs login (a password login, say) when the store needs one,
+// once for all bridge instances that share its state: under the state's
+// lease, a pair another instance saved meanwhile is taken instead. The
+// new pair is saved before LoginOnce returns.
+func (s *TokenStore) LoginOnce(ctx context.Context, login func(ctx context.Context) (*oauth2.Token, error)) error {
+	for {
+		release, ok, err := s.state.Lease(ctx, s.name, leaseTTL)
+		if err != nil {
+			return fmt.Errorf("tokens: %w", err)
+		}
+		if ok {
+			defer release()
+			break
+		}
+		select {
+		case <-time.After(leasePoll):
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for another instance's login: %w", ctx.Err())
+		}
+		if !s.NeedsLogin() {
+			return nil
+		}
+	}
+	if !s.NeedsLogin() {
+		return nil // another instance (or `bridge login`) saved a pair
+	}
+	t, err := login(ctx)
+	if err != nil {
+		return err
+	}
+	return s.Save(t)
+}

@@ -134,6 +134,7 @@ func (d Duration) MarshalText() ([]byte, error) { return []byte(d.Duration.Strin
 // take them.
 const (
 	HealthPath  = "/healthz"
+	ReadyPath   = "/readyz"
 	MetricsPath = "/metrics"
 )
 
@@ -373,7 +374,7 @@ func (c *Config) validate(knownDrivers []string) Problems {
 			add(key+".path", "is required")
 		case !validMountPath(m.Path):
 			add(key+".path", "must be one folder name below the root, like \"/disktop\", not %q", m.Path)
-		case m.Path == HealthPath || m.Path == MetricsPath:
+		case m.Path == HealthPath || m.Path == ReadyPath || m.Path == MetricsPath:
 			add(key+".path", "%q is where the bridge serves its own status", m.Path)
 		case mountPaths[m.Path]:
 			add(key+".path", "duplicate mount path %q", m.Path)

@@ -149,14 +149,16 @@ func contentType(name string) string {
 }
 
 // ETag implements webdav.ETager: the md5 when the provider has a real one,
-// otherwise a hash of id, size and time, which change with the content.
+// otherwise a hash of size and time (as nginx's), which change with the
+// content. Not the provider's id: a driver may answer an upload with a
+// placeholder id (Cloudreve), and the same file would then have another
+// ETag once listed again, or on another bridge instance.
 func (fi *fileInfo) ETag(ctx context.Context) (string, error) {
 	if fi.obj.Hashes.MD5 != "" {
 		return `"` + fi.obj.Hashes.MD5 + `"`, nil
 	}
 	h := fnv.New64a()
 	var buf [64]byte
-	h.Write([]byte(fi.obj.ID))
 	h.Write(strconv.AppendInt(append(buf[:0], 0), fi.obj.Size, 10))
 	h.Write(strconv.AppendInt(append(buf[:0], 0), fi.modTime.UnixNano(), 10))
 	return `"` + strconv.FormatUint(h.Sum64(), 16) + `"`, nil

@@ -150,6 +150,22 @@ func (s *Server) confirmLocks(r *http.Request, c writeCheck) (func(), int, error
 	if err != nil {
 		return nil, 499, err
 	}
+	if s.peers != nil {
+		// And across instances: two PUTs of one path through two
+		// instances would race at the provider ("name exists", a second
+		// folder of one name).
+		local := unserialize
+		shared, err := s.peers.hold(ctx, c.serialize)
+		if err != nil {
+			local()
+			status, _ := statusOf(err)
+			if ctx.Err() != nil {
+				status = 499
+			}
+			return nil, status, err
+		}
+		unserialize = func() { shared(); local() }
+	}
 	tokens, status, err := s.submittedTokens(r, c.reqPath)
 	if err != nil {
 		unserialize()

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -325,4 +326,45 @@ func (inv *invalidator) close() {
 	inv.cancel()
 	inv.ps.Close()
 	<-inv.done
+}
+
+// holdTTL bounds how long a write's hold on a path outlives an instance
+// that died holding it; the holder keeps it alive while it writes.
+const holdTTL = 30 * time.Second
+
+// hold is shortHolds across instances: a lease per path
+// ("<prefix>hold:<path>") for each of names, taken in one order (so two
+// writes never wait for each other) and waited for while another
+// instance holds it. The caller holds the names in this process already,
+// so only one request per instance waits here for a path.
+func (inv *invalidator) hold(ctx context.Context, names []string) (func(), error) {
+	names = slices.Compact(slices.Sorted(slices.Values(slices.DeleteFunc(slices.Clone(names), func(n string) bool { return n == "" }))))
+	var releases []func()
+	release := func() {
+		for i := len(releases) - 1; i >= 0; i-- {
+			releases[i]()
+		}
+	}
+	for _, name := range names {
+		wait := 5 * time.Millisecond
+		for {
+			r, ok, err := inv.r.Lease(ctx, inv.r.Key("hold", name), holdTTL)
+			if err != nil {
+				release()
+				return nil, err
+			}
+			if ok {
+				releases = append(releases, r)
+				break
+			}
+			select {
+			case <-time.After(wait):
+				wait = min(2*wait, 100*time.Millisecond)
+			case <-ctx.Done():
+				release()
+				return nil, ctx.Err()
+			}
+		}
+	}
+	return release, nil
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"bridge/cluster"
 	"bridge/cluster/redistest"
@@ -127,4 +128,61 @@ func TestSharedStateDownAnswers503(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// overlapDetector is a provider that notices two uploads of one name at
+// once (which a real one answers with "name exists", or a second file).
+type overlapDetector struct {
+	*memDriver
+	mu       sync.Mutex
+	inFlight map[string]int
+	overlaps int
+}
+
+func (o *overlapDetector) Put(ctx context.Context, parent drivers.Ref, name string, up drivers.Upload) (drivers.Object, error) {
+	o.mu.Lock()
+	o.inFlight[name]++
+	if o.inFlight[name] > 1 {
+		o.overlaps++
+	}
+	o.mu.Unlock()
+	time.Sleep(5 * time.Millisecond)
+	defer func() {
+		o.mu.Lock()
+		o.inFlight[name]--
+		o.mu.Unlock()
+	}()
+	return o.memDriver.Put(ctx, parent, name, up)
+}
+
+// Writes of one path through two instances take turns, as through one.
+func TestSharedWritesOfOnePathTakeTurns(t *testing.T) {
+	srv := redistest.Start(t)
+	d := &overlapDetector{memDriver: newMemDriver(t, allFeatures()), inFlight: map[string]int{}}
+	a, b := sharedPair(t, srv, d)
+	var wg sync.WaitGroup
+	for i := range 16 {
+		e := a
+		if i%2 == 1 {
+			e = b
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequest("PUT", e.http.URL+"/m/same.txt", strings.NewReader(strings.Repeat("x", i)))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusNoContent {
+				t.Errorf("PUT %d: %d", i, resp.StatusCode)
+			}
+		}()
+	}
+	wg.Wait()
+	if d.overlaps != 0 {
+		t.Fatalf("%d uploads of one path overlapped across two instances", d.overlaps)
+	}
 }

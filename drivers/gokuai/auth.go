@@ -151,8 +151,9 @@ func (d *Driver) accessToken(ctx context.Context) (string, error) {
 }
 
 // relogin logs in with the configured password, once for all callers
-// (those waiting find the store served when their turn comes). A refused
-// login is answered from memory for loginBackoff.
+// (those waiting find the store served when their turn comes), and once
+// for all bridge instances sharing the tokens (TokenStore.LoginOnce). A
+// refused login is answered from memory for loginBackoff.
 func (d *Driver) relogin(ctx context.Context) error {
 	d.loginMu.Lock()
 	defer d.loginMu.Unlock()
@@ -162,18 +163,22 @@ func (d *Driver) relogin(ctx context.Context) error {
 	if d.loginErr != nil && d.now().Before(d.loginRetry) {
 		return d.loginErr
 	}
-	tok, err := d.passwordLogin(ctx, d.opts.Username, d.opts.Password)
-	if err != nil {
-		if errors.Is(err, drivers.ErrAuthExpired) {
-			d.loginErr, d.loginRetry = err, d.now().Add(loginBackoff)
-		}
-		return err
-	}
-	d.loginErr = nil
-	if err := d.tokens.Save(tok); err != nil {
+	var loggedIn bool
+	err := d.tokens.LoginOnce(ctx, func(ctx context.Context) (*oauth2.Token, error) {
+		tok, err := d.passwordLogin(ctx, d.opts.Username, d.opts.Password)
+		loggedIn = err == nil
+		return tok, err
+	})
+	switch {
+	case err == nil:
+		d.loginErr = nil
+		return nil
+	case loggedIn:
 		return fmt.Errorf("gokuai: login: %w: %w", err, drivers.ErrUnavailable)
+	case errors.Is(err, drivers.ErrAuthExpired):
+		d.loginErr, d.loginRetry = err, d.now().Add(loginBackoff)
 	}
-	return nil
+	return err
 }
 
 // passwordLogin trades a username and password for a token pair
