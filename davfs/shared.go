@@ -241,31 +241,41 @@ func (inv *invalidator) run(ctx context.Context) {
 		case *redis.Message:
 			if m.Channel == inv.ackChannel(inv.self) {
 				inv.acked(m.Payload)
-			} else {
-				inv.apply(ctx, m.Payload)
+			} else if sender, id, ok := inv.apply(m.Payload); ok {
+				inv.ack(ctx, sender, id)
 			}
 		}
 	}
 }
 
-// apply drops what another instance's message names, then acknowledges.
-func (inv *invalidator) apply(ctx context.Context, payload string) {
+// apply drops what another instance's message names and returns whom to
+// acknowledge, and with what; ok is false for this instance's own
+// messages and for garbage.
+func (inv *invalidator) apply(payload string) (sender, id string, ok bool) {
 	f := strings.SplitN(payload, " ", 4)
 	if len(f) != 4 || f[0] == inv.self {
-		return
+		return "", "", false
 	}
-	mount, dir, ok := strings.Cut(f[3], ":")
-	if !ok {
-		return
+	// "<mount>:<dir>": a mount path may hold ":" but never "/", and dir
+	// starts with "/".
+	i := strings.Index(f[3], ":/")
+	if i < 0 {
+		return "", "", false
 	}
+	mount, dir := f[3][:i], f[3][i+1:]
 	if f[2] == "t" {
 		inv.cache.dropTree(mount, dir)
 	} else {
 		inv.cache.drop(mount, dir)
 	}
+	return f[0], f[1], true
+}
+
+// ack tells sender that its message id was applied here.
+func (inv *invalidator) ack(ctx context.Context, sender, id string) {
 	actx, cancel := context.WithTimeout(ctx, redisTimeout)
 	defer cancel()
-	inv.r.Client().Publish(actx, inv.ackChannel(f[0]), f[1])
+	inv.r.Client().Publish(actx, inv.ackChannel(sender), id)
 }
 
 func (inv *invalidator) acked(id string) {

@@ -186,3 +186,20 @@ func TestSharedWritesOfOnePathTakeTurns(t *testing.T) {
 		t.Fatalf("%d uploads of one path overlapped across two instances", d.overlaps)
 	}
 }
+
+// A mount path may hold ":"; its invalidations still name the folder.
+func TestSharedInvalidationOfAMountWithAColon(t *testing.T) {
+	c := newListCache(16, time.Minute)
+	c.add("/a:b", "/x:y", newListing(nil))
+	c.add("/a:b", "/other", newListing(nil))
+	inv := &invalidator{self: "me", cache: c}
+	if sender, id, ok := inv.apply("other-instance 7 1 /a:b:/x:y"); !ok || sender != "other-instance" || id != "7" {
+		t.Fatalf("apply: %q %q %v", sender, id, ok)
+	}
+	if _, ok := c.get("/a:b", "/x:y"); ok {
+		t.Fatal("the folder named by the message is still cached")
+	}
+	if _, ok := c.get("/a:b", "/other"); !ok {
+		t.Fatal("another folder was dropped")
+	}
+}
