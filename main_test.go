@@ -48,9 +48,11 @@ func TestHashPassword(t *testing.T) {
 }
 
 func TestExampleConfigIsValid(t *testing.T) {
-	code, out, errOut := runCLI(t, "", "check-config", "config.example.toml")
-	if code != 0 {
-		t.Fatalf("config.example.toml: exit %d\n%s%s", code, out, errOut)
+	for _, file := range []string{"config.example.toml", "deploy/bridge.toml"} {
+		code, out, errOut := runCLI(t, "", "check-config", file)
+		if code != 0 {
+			t.Fatalf("%s: exit %d\n%s%s", file, code, out, errOut)
+		}
 	}
 }
 
