@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -124,7 +125,12 @@ func (s *Server) fastPropfind(w http.ResponseWriter, r *http.Request, t target, 
 
 	w.Header().Set("Content-Type", "text/xml; charset=utf-8")
 	w.WriteHeader(http.StatusMultiStatus)
-	bw := bufio.NewWriterSize(w, 64<<10)
+	bw := propfindWriters.Get().(*bufio.Writer)
+	bw.Reset(w)
+	defer func() {
+		bw.Reset(nil) // drop the ResponseWriter
+		propfindWriters.Put(bw)
+	}()
 	bw.WriteString(`<?xml version="1.0" encoding="UTF-8"?><D:multistatus xmlns:D="DAV:">`)
 	base := t.full
 	held := propfindLocksFrom(r.Context())
@@ -136,6 +142,10 @@ func (s *Server) fastPropfind(w http.ResponseWriter, r *http.Request, t target, 
 	bw.Flush()
 	return true
 }
+
+// propfindWriters are the answers' 64 KiB buffers, reused: allocating and
+// clearing one per request was a third of a Depth 0 PROPFIND's cost.
+var propfindWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 64<<10) }}
 
 // withHashes is fi with the hashes hashesFor finds (a copy: the cached
 // fileInfo is shared).
