@@ -2,7 +2,6 @@ package auth
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"time"
 
@@ -133,32 +132,27 @@ func (r *Relogin[T]) login(ctx context.Context, stale string) (T, error) {
 	if r.Lease == nil || r.Saved == nil {
 		return r.Login(ctx)
 	}
-	newer := func() (T, bool) {
+	var saved T // what another instance's login saved
+	newer := func() bool {
 		v, err := r.Saved(ctx)
-		k := r.Key(v)
-		return v, err == nil && k != "" && k != stale
+		if k := r.Key(v); err == nil && k != "" && k != stale {
+			saved = v
+			return true
+		}
+		return false
 	}
-	for {
-		release, ok, err := r.Lease(ctx)
-		if err != nil {
-			return zero, err
-		}
-		if ok {
-			defer release()
-			if v, ok := newer(); ok {
-				return v, nil
-			}
-			return r.Login(ctx)
-		}
-		select {
-		case <-time.After(leasePoll):
-		case <-ctx.Done():
-			return zero, fmt.Errorf("waiting for another instance's login: %w", ctx.Err())
-		}
-		if v, ok := newer(); ok {
-			return v, nil
-		}
+	release, err := leaseOrResult(ctx, r.Lease, newer, "login")
+	if err != nil {
+		return zero, err
 	}
+	if release == nil {
+		return saved, nil
+	}
+	defer release()
+	if newer() {
+		return saved, nil
+	}
+	return r.Login(ctx)
 }
 
 func (r *Relogin[T]) now() time.Time {

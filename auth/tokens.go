@@ -88,10 +88,6 @@ type TokenStore struct {
 // died; the holder keeps its lease alive while it works.
 const leaseTTL = 15 * time.Second
 
-// leasePoll is how often an instance waiting for another's refresh looks
-// for its result.
-const leasePoll = 100 * time.Millisecond
-
 type refreshCall struct {
 	done chan struct{}
 	tok  *oauth2.Token
@@ -108,6 +104,11 @@ func NewTokenStore(state drivers.State, name string, conf *oauth2.Config, client
 	}
 	s.setLocked(t, false)
 	return s, nil
+}
+
+// lease takes the state's lease on the pair (see leaseOrResult).
+func (s *TokenStore) lease(ctx context.Context) (func(), bool, error) {
+	return s.state.Lease(ctx, s.name, leaseTTL)
 }
 
 // load reads the saved pair; none is no token, no error.
@@ -329,25 +330,21 @@ func (s *TokenStore) refresh(ctx context.Context, c *refreshCall, old *oauth2.To
 // refresh token it traded (or would have), for judging a refusal.
 func (s *TokenStore) renew(ctx context.Context, old *oauth2.Token, sleep func(context.Context, time.Duration) error) (t *oauth2.Token, spent string, err error) {
 	spent = old.RefreshToken
-	for {
-		release, ok, err := s.state.Lease(ctx, s.name, leaseTTL)
-		if err != nil {
-			return nil, spent, err
+	var saved *oauth2.Token // what another instance's refresh saved
+	release, err := leaseOrResult(ctx, s.lease, func() bool {
+		t, ok := s.newerSaved(ctx, old)
+		if ok && s.usable(t) {
+			saved = t
 		}
-		if ok {
-			defer release()
-			break
-		}
-		// Another instance is refreshing: wait for what it saves.
-		select {
-		case <-time.After(leasePoll):
-		case <-ctx.Done():
-			return nil, spent, fmt.Errorf("waiting for another instance's refresh: %w", ctx.Err())
-		}
-		if t, ok := s.newerSaved(ctx, old); ok && s.usable(t) {
-			return t, spent, nil
-		}
+		return saved != nil
+	}, "refresh")
+	if err != nil {
+		return nil, spent, err
 	}
+	if release == nil {
+		return saved, spent, nil
+	}
+	defer release()
 	if t, ok := s.newerSaved(ctx, old); ok {
 		if s.usable(t) {
 			return t, spent, nil
@@ -521,24 +518,14 @@ func WriteFileAtomic(file string, v any) error {
 // lease, a pair another instance saved meanwhile is taken instead. The
 // new pair is saved before LoginOnce returns.
 func (s *TokenStore) LoginOnce(ctx context.Context, login func(ctx context.Context) (*oauth2.Token, error)) error {
-	for {
-		release, ok, err := s.state.Lease(ctx, s.name, leaseTTL)
-		if err != nil {
-			return fmt.Errorf("tokens: %w", err)
-		}
-		if ok {
-			defer release()
-			break
-		}
-		select {
-		case <-time.After(leasePoll):
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for another instance's login: %w", ctx.Err())
-		}
-		if !s.NeedsLogin() {
-			return nil
-		}
+	release, err := leaseOrResult(ctx, s.lease, func() bool { return !s.NeedsLogin() }, "login")
+	if err != nil {
+		return fmt.Errorf("tokens: %w", err)
 	}
+	if release == nil {
+		return nil // the other instance's login saved a pair
+	}
+	defer release()
 	if !s.NeedsLogin() {
 		return nil // another instance (or `bridge login`) saved a pair
 	}

@@ -316,7 +316,7 @@ type shortHolds struct {
 // each other), waiting for the requests that hold them; it fails only
 // when ctx ends first.
 func (h *shortHolds) acquire(ctx context.Context, names []string) (func(), error) {
-	names = slices.Compact(slices.Sorted(slices.Values(slices.DeleteFunc(slices.Clone(names), func(n string) bool { return n == "" }))))
+	names = holdOrder(names)
 	var held []string
 	release := func() {
 		for _, name := range held {
@@ -331,6 +331,13 @@ func (h *shortHolds) acquire(ctx context.Context, names []string) (func(), error
 		held = append(held, name)
 	}
 	return release, nil
+}
+
+// holdOrder is names without blanks and repeats, in the one order every
+// holder takes them (here, and across instances), so that two writes
+// never wait for each other.
+func holdOrder(names []string) []string {
+	return slices.Compact(slices.Sorted(slices.Values(slices.DeleteFunc(slices.Clone(names), func(n string) bool { return n == "" }))))
 }
 
 func (h *shortHolds) hold(ctx context.Context, name string) error {

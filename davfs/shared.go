@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"path"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -348,7 +347,7 @@ const holdTTL = 30 * time.Second
 // instance holds it. The caller holds the names in this process already,
 // so only one request per instance waits here for a path.
 func (inv *invalidator) hold(ctx context.Context, names []string) (func(), error) {
-	names = slices.Compact(slices.Sorted(slices.Values(slices.DeleteFunc(slices.Clone(names), func(n string) bool { return n == "" }))))
+	names = holdOrder(names)
 	var releases []func()
 	release := func() {
 		for i := len(releases) - 1; i >= 0; i-- {
