@@ -355,10 +355,26 @@ func (s *Server) serveListing(w http.ResponseWriter, r *http.Request, t target) 
 func (s *Server) lockedOr(w http.ResponseWriter, r *http.Request, c writeCheck) (func(), bool) {
 	release, status, err := s.confirmLocks(r, c)
 	if err != nil {
-		writeStatus(w, status, err.Error())
+		s.refuseWrite(w, r, status, err)
 		return nil, false
 	}
 	return release, true
+}
+
+// refuseWrite answers a write that confirmLocks refused: a refusal (412,
+// 423) with its reason, a failure (the shared state unreachable) logged
+// and answered with its kind's text only, as every other failure is.
+func (s *Server) refuseWrite(w http.ResponseWriter, r *http.Request, status int, err error) {
+	if status >= 500 {
+		s.logFailure(r, err)
+		_, msg := statusOf(err)
+		if status == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", "30")
+		}
+		writeStatus(w, status, msg)
+		return
+	}
+	writeStatus(w, status, err.Error())
 }
 
 func (s *Server) servePut(w http.ResponseWriter, r *http.Request, t target) {

@@ -131,7 +131,7 @@ func (s *Server) createLock(w http.ResponseWriter, r *http.Request, t target, l 
 		release, status, err := s.confirmLocks(r, writeCheck{reqPath: t.full, serialize: []string{t.full},
 			targets: []locks.Target{{Path: path.Dir(t.full), Depth: locks.DepthZero}}})
 		if err != nil {
-			writeStatus(w, status, err.Error())
+			s.refuseWrite(w, r, status, err)
 			return
 		}
 		defer release()

@@ -116,6 +116,13 @@ func TestSharedStateDownAnswers503(t *testing.T) {
 	srv.Stop()
 	wantStatus(t, a.do(t, "PROPFIND", "/m/dir/", nil, "Depth", "1"), http.StatusServiceUnavailable)
 	wantStatus(t, a.do(t, "PUT", "/m/empty.txt", strings.NewReader("")), http.StatusServiceUnavailable)
+	// A write refused because the shared holds cannot be taken: the
+	// kind's words only, never Redis's error (which names its socket).
+	resp := a.do(t, "PUT", "/m/dir/f000.txt", strings.NewReader("x"))
+	wantStatus(t, resp, http.StatusServiceUnavailable)
+	if body := readBody(t, resp); body != "503 Service Unavailable: shared state unavailable\n" || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("body %q, Retry-After %q", body, resp.Header.Get("Retry-After"))
+	}
 	var wg sync.WaitGroup
 	for range 4 {
 		wg.Add(1)
