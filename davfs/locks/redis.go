@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -69,6 +70,8 @@ type Redis struct {
 
 	mu        sync.Mutex
 	nextSweep time.Time // when this instance next tries to sweep
+
+	retries atomic.Int64 // attempts started again after another instance's change
 }
 
 var _ System = (*Redis)(nil)
@@ -221,8 +224,9 @@ func (s *Redis) Confirm(ctx context.Context, owner string, tokens []string, targ
 	for i, t := range targets {
 		entries[i] = entry(t.Path, id)
 	}
+	spans = dedupe(spans)
 	err = s.transact(ctx, "confirm write", []string{s.key(keyVersion)}, func(tx *redis.Tx) (error, error) {
-		v, err := s.read(ctx, tx, dedupe(spans), nil)
+		v, err := s.read(ctx, tx, spans, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -289,8 +293,9 @@ func (s *Redis) removeBelow(ctx context.Context, op string, paths ...string) err
 	for _, p := range paths {
 		spans = append(spans, at(p), under(p))
 	}
+	spans = dedupe(spans)
 	return s.transact(ctx, op, []string{s.key(keyVersion)}, func(tx *redis.Tx) (error, error) {
-		v, err := s.read(ctx, tx, dedupe(spans), nil)
+		v, err := s.read(ctx, tx, spans, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -338,6 +343,7 @@ func (s *Redis) transact(ctx context.Context, op string, keys []string, fn func(
 		case attempt == maxAttempts:
 			return cluster.Unavailable(op, errBusy)
 		}
+		s.retries.Add(1)
 		// Jitter, so that instances that collided do not collide again.
 		pause := time.Duration(1+mathrand.IntN(1<<min(attempt, 5))) * time.Millisecond
 		select {
@@ -701,7 +707,11 @@ func around(t Target) []span {
 	return out
 }
 
+// dedupe returns spans sorted and without repeats. It works on a copy:
+// slices.Compact zeroes what it drops, and a caller that kept spans for
+// another attempt would read empty ranges, which Redis refuses.
 func dedupe(spans []span) []span {
+	spans = slices.Clone(spans)
 	slices.SortFunc(spans, func(a, b span) int {
 		return strings.Compare(a.min+"\xff"+a.max, b.min+"\xff"+b.max)
 	})

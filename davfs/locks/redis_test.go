@@ -252,6 +252,73 @@ func TestRedisConfirmRacesCreate(t *testing.T) {
 	}
 }
 
+// TestRedisRetriesReadTheSamePaths makes MOVE-shaped writes (source and
+// destination share ancestors, so their spans repeat) and lock moves
+// start again under locks changing elsewhere. Every attempt must read
+// the paths of the first: a retry once read empty ranges, and Redis
+// answered "min or max not valid string range item" (a 503).
+func TestRedisRetriesReadTheSamePaths(t *testing.T) {
+	in := instances(t, 3, Options{})
+	stop := make(chan struct{})
+	var churn, writers sync.WaitGroup
+	fail := make(chan error, 64)
+	for i := range 6 {
+		// Locks elsewhere: no conflict, only version changes.
+		churn.Go(func() {
+			root := fmt.Sprintf("/other/%d", i)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				l, err := in[i%3].Create(ctx, Lock{Root: root, Owner: "carol", Depth: DepthInfinity})
+				if err == nil {
+					err = in[i%3].Unlock(ctx, "carol", l.Token, root)
+				}
+				if err != nil {
+					fail <- fmt.Errorf("lock elsewhere: %w", err)
+					return
+				}
+			}
+		})
+	}
+	for i := range 9 {
+		writers.Go(func() {
+			s := in[i%3]
+			for j := range 40 {
+				from, to := fmt.Sprintf("/m/l/src%d", j%3), fmt.Sprintf("/m/l/dest%d/", i)
+				release, err := s.Confirm(ctx, "bob", nil,
+					Target{from, DepthInfinity}, Target{to, DepthInfinity}, Target{"/m/l/", DepthZero})
+				if err != nil {
+					fail <- fmt.Errorf("confirm move %s → %s: %w", from, to, err)
+					return
+				}
+				release()
+				if err := s.Move(ctx, from, to); err != nil {
+					fail <- fmt.Errorf("move locks %s → %s: %w", from, to, err)
+					return
+				}
+			}
+		})
+	}
+	writers.Wait()
+	close(stop)
+	churn.Wait()
+	close(fail)
+	for err := range fail {
+		t.Fatal(err)
+	}
+	var retries int64
+	for _, s := range in {
+		retries += s.retries.Load()
+	}
+	if retries == 0 {
+		t.Fatal("no operation was started again: the test did not exercise retries")
+	}
+	t.Logf("%d retries", retries)
+}
+
 func TestRedisHoldAcrossInstances(t *testing.T) {
 	in := instances(t, 2, Options{})
 	a, b := in[0], in[1]
