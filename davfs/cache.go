@@ -18,6 +18,36 @@ type listing struct {
 	mu      sync.RWMutex
 	entries map[string]drivers.Object
 	order   []drivers.Object // sorted entries, kept until the listing changes
+	gen     uint64           // counts the changes, so a render of an older state is not kept
+	encoded *encodedEntries  // the entries as PROPFIND answers them, kept until the listing changes
+}
+
+// encodedEntries is a listing's entries rendered as the <D:response>s of
+// a Depth 1 PROPFIND, for one set of requested properties: a warm PROPFIND
+// of a big folder then writes bytes instead of encoding every entry again.
+type encodedEntries struct {
+	variant string // the base path and requested properties it was made for
+	xml     []byte
+}
+
+// rendered returns the entries rendered for variant, made by render if
+// the listing has none for it. One variant is kept (the last one made):
+// clients ask the same properties of a folder again and again, and the
+// bytes cost as much memory as the entries themselves.
+func (l *listing) rendered(variant string, render func([]drivers.Object) []byte) []byte {
+	l.mu.RLock()
+	e, gen := l.encoded, l.gen
+	l.mu.RUnlock()
+	if e != nil && e.variant == variant {
+		return e.xml
+	}
+	xml := render(l.sorted())
+	l.mu.Lock()
+	if l.gen == gen {
+		l.encoded = &encodedEntries{variant, xml}
+	}
+	l.mu.Unlock()
+	return xml
 }
 
 func newListing(objs []drivers.Object) *listing {
@@ -64,15 +94,22 @@ func (l *listing) sorted() []drivers.Object {
 func (l *listing) put(o drivers.Object) {
 	l.mu.Lock()
 	l.entries[o.Name] = o
-	l.order = nil
+	l.changed()
 	l.mu.Unlock()
 }
 
 func (l *listing) remove(name string) {
 	l.mu.Lock()
 	delete(l.entries, name)
-	l.order = nil
+	l.changed()
 	l.mu.Unlock()
+}
+
+// changed drops what was derived from the entries; l.mu is held.
+func (l *listing) changed() {
+	l.order = nil
+	l.encoded = nil
+	l.gen++
 }
 
 // listCache keeps folder listings by "mountpath:dir" in an LRU with a TTL.

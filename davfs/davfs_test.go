@@ -854,6 +854,104 @@ func TestFastPropfindMatchesXNet(t *testing.T) {
 	}
 }
 
+// A warm Depth 1 PROPFIND writes the folder's entries as rendered once
+// and kept with the listing; every change through the bridge (new file,
+// overwrite, delete, a lock, other properties asked) must show at once,
+// as x/net would answer it from scratch.
+func TestWarmPropfindFollowsChanges(t *testing.T) {
+	d := newMemDriver(t, allFeatures())
+	fast := newEnv(t, Options{}, Mount{Path: "/m", Driver: d})
+	slow := newEnv(t, Options{}, Mount{Path: "/m", Driver: d})
+	slow.srv.xnetPropfindOnly = true
+	wantStatus(t, fast.do(t, "MKCOL", "/m/dir", nil), http.StatusCreated)
+	wantStatus(t, fast.do(t, "PUT", "/m/dir/a.txt", strings.NewReader("a")), http.StatusCreated)
+	const lengthOK, etagOK = "DAV: getcontentlength|HTTP/1.1 200 OK", "DAV: getetag|HTTP/1.1 200 OK"
+	props := `<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:getcontentlength/><D:getetag/></D:prop></D:propfind>`
+	same := func(step, body string) map[string]map[string]string {
+		t.Helper()
+		slow.srv.cache.purge() // x/net from scratch
+		var got map[string]map[string]string
+		for range 2 { // the second answer is the kept one
+			a := fast.do(t, "PROPFIND", "/m/dir/", strings.NewReader(body), "Depth", "1")
+			wantStatus(t, a, http.StatusMultiStatus)
+			got = multistatus(t, readBody(t, a))
+		}
+		b := slow.do(t, "PROPFIND", "/m/dir/", strings.NewReader(body), "Depth", "1")
+		wantStatus(t, b, http.StatusMultiStatus)
+		if want := multistatus(t, readBody(t, b)); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("%s, %q:\nkept  %v\nx/net %v", step, body, got, want)
+		}
+		l, ok := fast.srv.cache.get("/m", "/dir")
+		if !ok || l.encoded == nil {
+			t.Fatalf("%s: the folder's answer was not kept", step)
+		}
+		return got
+	}
+	same("first", "")
+	etag := same("first, other properties", props)["/m/dir/a.txt"][etagOK]
+
+	wantStatus(t, fast.do(t, "PUT", "/m/dir/b.txt", strings.NewReader("bb")), http.StatusCreated)
+	if got := same("after a new file", props); got["/m/dir/b.txt"][lengthOK] != "2" {
+		t.Fatalf("new file: %v", got)
+	}
+	time.Sleep(10 * time.Millisecond) // a later modification time, whatever the clock's step
+	wantStatus(t, fast.do(t, "PUT", "/m/dir/a.txt", strings.NewReader("aaa")), http.StatusNoContent)
+	got := same("after an overwrite", props)
+	if got["/m/dir/a.txt"][lengthOK] != "3" || got["/m/dir/a.txt"][etagOK] == etag {
+		t.Fatalf("overwrite: %v, ETag was %s", got, etag)
+	}
+	wantStatus(t, fast.do(t, "DELETE", "/m/dir/b.txt", nil), http.StatusNoContent)
+	if got := same("after a delete", ""); got["/m/dir/b.txt"] != nil {
+		t.Fatalf("deleted file still listed: %v", got)
+	}
+
+	// A lock shows in lockdiscovery (the other server has no such lock).
+	lockBody := `<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockinfo>`
+	lock := fast.do(t, "LOCK", "/m/dir/a.txt", strings.NewReader(lockBody), "Timeout", "Second-60")
+	wantStatus(t, lock, http.StatusOK)
+	token := strings.Trim(lock.Header.Get("Lock-Token"), "<>")
+	a := fast.do(t, "PROPFIND", "/m/dir/", nil, "Depth", "1")
+	wantStatus(t, a, http.StatusMultiStatus)
+	if body := readBody(t, a); !strings.Contains(body, token) {
+		t.Fatalf("warm PROPFIND does not show the lock %s: %s", token, body)
+	}
+	wantStatus(t, fast.do(t, "UNLOCK", "/m/dir/a.txt", nil, "Lock-Token", "<"+token+">"), http.StatusNoContent)
+	a = fast.do(t, "PROPFIND", "/m/dir/", nil, "Depth", "1")
+	if body := readBody(t, a); strings.Contains(body, token) {
+		t.Fatalf("warm PROPFIND still shows the released lock: %s", body)
+	}
+}
+
+// A time set by PROPPATCH (Explorer after a copy) shows in the folder's
+// kept answer at once.
+func TestWarmPropfindShowsPatchedTime(t *testing.T) {
+	store, err := deadprops.Open(filepath.Join(t.TempDir(), "props.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	e := newEnv(t, Options{Props: store}, Mount{Path: "/m", Driver: newMemDriver(t, allFeatures())})
+	wantStatus(t, e.do(t, "MKCOL", "/m/dir", nil), http.StatusCreated)
+	wantStatus(t, e.do(t, "PUT", "/m/dir/doc.txt", strings.NewReader("x")), http.StatusCreated)
+	const when = "Thu, 02 Jan 2020 03:04:05 GMT"
+	listed := func() string {
+		resp := e.do(t, "PROPFIND", "/m/dir/", nil, "Depth", "1")
+		wantStatus(t, resp, http.StatusMultiStatus)
+		return readBody(t, resp)
+	}
+	for range 2 {
+		if strings.Contains(listed(), when) {
+			t.Fatal("time shown before it was set")
+		}
+	}
+	patch := `<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:schemas-microsoft-com:"><D:set><D:prop>` +
+		`<Z:Win32LastModifiedTime>` + when + `</Z:Win32LastModifiedTime></D:prop></D:set></D:propertyupdate>`
+	wantStatus(t, e.do(t, "PROPPATCH", "/m/dir/doc.txt", strings.NewReader(patch)), http.StatusMultiStatus)
+	if body := listed(); !strings.Contains(body, "<D:getlastmodified>"+when+"</D:getlastmodified>") {
+		t.Fatalf("PROPPATCH'ed time not listed: %s", body)
+	}
+}
+
 // A folder copy across mounts that fails on one member (a name the target
 // provider refuses) leaves nothing at the destination, and a MOVE built on
 // it leaves its source whole.

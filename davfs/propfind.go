@@ -20,6 +20,7 @@ import (
 	"golang.org/x/net/webdav"
 
 	"bridge/davfs/locks"
+	"bridge/drivers"
 )
 
 // The common PROPFIND — Depth 0 or 1, all properties or a list of live
@@ -105,18 +106,38 @@ func (s *Server) fastPropfind(w http.ResponseWriter, r *http.Request, t target, 
 			return false
 		}
 	}
+	held := propfindLocksFrom(r.Context())
+	checksums := slices.Contains(names, ocChecksums)
 	var children []*fileInfo
+	var rendered []byte // the children's answers, kept with the listing
 	if depth == "1" && fi.IsDir() {
-		infos, err := s.readdir(r.Context(), t)
-		if err != nil {
-			return false
-		}
-		for _, c := range infos {
-			children = append(children, c.(*fileInfo))
+		if t.isShareRoot() || checksums || held.any() {
+			// The mounts, hashes found on demand, lockdiscovery: not kept.
+			infos, err := s.readdir(r.Context(), t)
+			if err != nil {
+				return false
+			}
+			for _, c := range infos {
+				children = append(children, c.(*fileInfo))
+			}
+		} else {
+			l, err := s.list(r.Context(), t.m, t.rel)
+			if err != nil {
+				return false
+			}
+			rendered = l.rendered(propfindVariant(t.full, names), func(objs []drivers.Object) []byte {
+				var buf bytes.Buffer
+				bw := bufio.NewWriterSize(&buf, 64<<10)
+				for _, o := range objs {
+					writeResponse(bw, path.Join(t.full, o.Name), s.info(o.Name, o), names, false, nil)
+				}
+				bw.Flush()
+				return bytes.Clone(buf.Bytes()) // kept: no spare capacity
+			})
 		}
 	}
 
-	if slices.Contains(names, ocChecksums) {
+	if checksums {
 		fi = s.withHashes(r.Context(), t, fi)
 		for i, c := range children {
 			children[i] = s.withHashes(r.Context(), target{full: path.Join(t.full, c.name), m: t.m, rel: path.Join(t.rel, c.name)}, c)
@@ -133,14 +154,31 @@ func (s *Server) fastPropfind(w http.ResponseWriter, r *http.Request, t target, 
 	}()
 	bw.WriteString(`<?xml version="1.0" encoding="UTF-8"?><D:multistatus xmlns:D="DAV:">`)
 	base := t.full
-	held := propfindLocksFrom(r.Context())
 	writeResponse(bw, base, fi, names, t.isShareRoot(), held)
 	for _, c := range children {
 		writeResponse(bw, path.Join(base, c.name), c, names, false, held)
 	}
+	bw.Write(rendered)
 	bw.WriteString(`</D:multistatus>`)
 	bw.Flush()
 	return true
+}
+
+// propfindVariant names what a folder's rendered entries depend on
+// besides the entries: where the folder is (hrefs) and what was asked.
+func propfindVariant(base string, names []xml.Name) string {
+	if names == nil {
+		return base + "\x00allprop"
+	}
+	var b strings.Builder
+	b.WriteString(base)
+	for _, n := range names {
+		b.WriteString("\x00")
+		b.WriteString(n.Space)
+		b.WriteString(" ")
+		b.WriteString(n.Local)
+	}
+	return b.String()
 }
 
 // propfindWriters are the answers' 64 KiB buffers, reused: allocating and
@@ -314,6 +352,9 @@ func (s *Server) withPropfindLocks(r *http.Request, t target, depth string) (*ht
 	held := &propfindLocks{locks: ls, now: time.Now()}
 	return r.WithContext(context.WithValue(r.Context(), propfindLocksKey{}, held)), nil
 }
+
+// any reports whether the request shows any lock at all.
+func (h *propfindLocks) any() bool { return h != nil && len(h.locks) > 0 }
 
 // propfindLocksFrom returns the request's locks; nil outside a PROPFIND.
 func propfindLocksFrom(ctx context.Context) *propfindLocks {
