@@ -1,7 +1,7 @@
 package davfs
 
 import (
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -85,7 +85,7 @@ func (l *listing) sorted() []drivers.Object {
 		for _, o := range l.entries {
 			out = append(out, o)
 		}
-		sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+		slices.SortFunc(out, func(a, b drivers.Object) int { return strings.Compare(a.Name, b.Name) })
 		l.order = out
 	}
 	return l.order

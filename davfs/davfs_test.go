@@ -536,6 +536,38 @@ func TestStaleSpoolsRemovedAtStart(t *testing.T) {
 	}
 }
 
+// A mount whose driver keeps the upload file (the local one, which syncs
+// it before the rename) gets a buffer written back to disk as it fills,
+// a window at a time; other mounts leave the buffer to the page cache.
+func TestSpoolWritesBackForKeepingDrivers(t *testing.T) {
+	s, err := New(Options{TempDir: t.TempDir(), Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := bytes.Repeat([]byte("0123456789abcdef"), (2*writeBackWindow+writeBackWindow/2)/16)
+	for _, keeps := range []bool{true, false} {
+		sp, err := s.spoolFor(&mount{features: drivers.Features{KeepsUploadFile: keeps}}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := sp.readFrom(struct{ io.Reader }{bytes.NewReader(body)}); err != nil { // as a request body: no WriteTo
+			t.Fatal(err)
+		}
+		want := int64(0)
+		if keeps {
+			want = 2 * writeBackWindow
+		}
+		if sp.writing != want {
+			t.Errorf("keeps the file %v: write-back started up to %d, want %d", keeps, sp.writing, want)
+		}
+		got, err := os.ReadFile(sp.f.Name())
+		if err != nil || !bytes.Equal(got, body) {
+			t.Errorf("keeps the file %v: buffer holds %d bytes (%v), want the %d sent", keeps, len(got), err, len(body))
+		}
+		sp.discard()
+	}
+}
+
 // TestSpoolsAreKnownByTheirLockNotTheirPid: a buffer some process holds
 // open survives another bridge's start, whatever pid its name says; one
 // nobody holds goes, even when its name has a live pid (an unreaped or

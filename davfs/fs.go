@@ -309,7 +309,7 @@ type writeFile struct {
 
 func (f *writeFile) Write(p []byte) (int, error) {
 	if f.sp == nil {
-		sp, err := newSpool(f.s.opts.TempDir, f.t.m.features.UploadHashes)
+		sp, err := f.s.spoolFor(f.t.m, 0)
 		if err != nil {
 			return 0, err
 		}

@@ -413,7 +413,7 @@ func (s *Server) servePut(w http.ResponseWriter, r *http.Request, t target) {
 			return
 		}
 	}
-	sp, err := newSpool(s.opts.TempDir, t.m.features.UploadHashes|checksumsAsked(r.Header.Get("OC-Checksum")))
+	sp, err := s.spoolFor(t.m, checksumsAsked(r.Header.Get("OC-Checksum")))
 	if err != nil {
 		writeError(w, err)
 		return

@@ -162,7 +162,7 @@ func (s *Server) createLock(w http.ResponseWriter, r *http.Request, t target, l 
 
 // createEmpty stores an empty file at t, as a PUT of nothing would.
 func (s *Server) createEmpty(ctx context.Context, t target) error {
-	sp, err := newSpool(s.opts.TempDir, t.m.features.UploadHashes)
+	sp, err := s.spoolFor(t.m, 0)
 	if err != nil {
 		return err
 	}

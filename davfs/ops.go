@@ -473,7 +473,7 @@ func (s *Server) streamCopy(ctx context.Context, sm *mount, src drivers.Ref, dm 
 	if done, err := s.importCopy(ctx, sm, src, dm, dstParent, name); done || err != nil {
 		return err
 	}
-	sp, err := newSpool(s.opts.TempDir, dm.features.UploadHashes)
+	sp, err := s.spoolFor(dm, 0)
 	if err != nil {
 		return err
 	}
@@ -538,7 +538,7 @@ func (s *Server) transferPending(ctx context.Context, src, dst target, move, exi
 			return false, err
 		}
 	}
-	sp, err := newSpool(s.opts.TempDir, dst.m.features.UploadHashes)
+	sp, err := s.spoolFor(dst.m, 0)
 	if err != nil {
 		return false, err
 	}

@@ -126,13 +126,16 @@ func (s *Server) fastPropfind(w http.ResponseWriter, r *http.Request, t target, 
 				return false
 			}
 			rendered = l.rendered(propfindVariant(t.full, names), func(objs []drivers.Object) []byte {
-				var buf bytes.Buffer
-				bw := bufio.NewWriterSize(&buf, 64<<10)
+				// Sized for the common answer, so that the slice seldom
+				// grows (each growth copies all so far).
+				b := make([]byte, 0, len(objs)*(renderedEntrySize+2*len(t.full)))
 				for _, o := range objs {
-					writeResponse(bw, path.Join(t.full, o.Name), s.info(o.Name, o), names, false, nil)
+					b = appendResponse(b, path.Join(t.full, o.Name), s.info(o.Name, o), names, false, nil)
 				}
-				bw.Flush()
-				return bytes.Clone(buf.Bytes()) // kept: no spare capacity
+				if cap(b) > len(b)+len(b)/4 {
+					b = bytes.Clone(b) // kept: not much spare capacity
+				}
+				return b
 			})
 		}
 	}
@@ -154,15 +157,21 @@ func (s *Server) fastPropfind(w http.ResponseWriter, r *http.Request, t target, 
 	}()
 	bw.WriteString(`<?xml version="1.0" encoding="UTF-8"?><D:multistatus xmlns:D="DAV:">`)
 	base := t.full
-	writeResponse(bw, base, fi, names, t.isShareRoot(), held)
+	scratch := appendResponse(nil, base, fi, names, t.isShareRoot(), held)
+	bw.Write(scratch)
 	for _, c := range children {
-		writeResponse(bw, path.Join(base, c.name), c, names, false, held)
+		scratch = appendResponse(scratch[:0], path.Join(base, c.name), c, names, false, held)
+		bw.Write(scratch)
 	}
 	bw.Write(rendered)
 	bw.WriteString(`</D:multistatus>`)
 	bw.Flush()
 	return true
 }
+
+// renderedEntrySize is about what an allprop answer for one file takes
+// besides its name and path.
+const renderedEntrySize = 640
 
 // propfindVariant names what a folder's rendered entries depend on
 // besides the entries: where the folder is (hrefs) and what was asked.
@@ -234,64 +243,72 @@ func propValue(n xml.Name, p string, fi *fileInfo, isRoot bool, held *propfindLo
 	return "", false
 }
 
-func writeResponse(w *bufio.Writer, p string, fi *fileInfo, names []xml.Name, isRoot bool, held *propfindLocks) {
+// appendResponse appends the <D:response> of the resource at share path p.
+// Appending to one slice is cheaper than a writer's call per piece, which
+// counts with tens of thousands of entries.
+func appendResponse(b []byte, p string, fi *fileInfo, names []xml.Name, isRoot bool, held *propfindLocks) []byte {
 	href := p
 	if fi.IsDir() && href != "/" {
 		href += "/"
 	}
-	w.WriteString(`<D:response><D:href>`)
-	w.WriteString(escape((&url.URL{Path: href}).EscapedPath()))
-	w.WriteString(`</D:href>`)
+	b = append(b, `<D:response><D:href>`...)
+	b = appendEscaped(b, (&url.URL{Path: href}).EscapedPath())
+	b = append(b, `</D:href><D:propstat><D:prop>`...)
 	var missing []xml.Name
-	w.WriteString(`<D:propstat><D:prop>`)
 	if names == nil {
 		for _, n := range allProps {
 			if v, ok := propValue(n, p, fi, isRoot, held); ok {
-				writeProp(w, n, v)
+				b = appendProp(b, n, v)
 			}
 		}
 	} else {
 		for _, n := range names {
 			if v, ok := propValue(n, p, fi, isRoot, held); ok {
-				writeProp(w, n, v)
+				b = appendProp(b, n, v)
 			} else {
 				missing = append(missing, n)
 			}
 		}
 	}
-	w.WriteString(`</D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat>`)
+	b = append(b, `</D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat>`...)
 	if len(missing) > 0 {
-		w.WriteString(`<D:propstat><D:prop>`)
+		b = append(b, `<D:propstat><D:prop>`...)
 		for _, n := range missing {
-			writeProp(w, n, "")
+			b = appendProp(b, n, "")
 		}
-		w.WriteString(`</D:prop><D:status>HTTP/1.1 404 Not Found</D:status></D:propstat>`)
+		b = append(b, `</D:prop><D:status>HTTP/1.1 404 Not Found</D:status></D:propstat>`...)
 	}
-	w.WriteString(`</D:response>`)
+	return append(b, `</D:response>`...)
 }
 
-// writeProp writes one property piece by piece: with tens of thousands of
-// entries, concatenating each element first cost more than the listing.
-func writeProp(w *bufio.Writer, n xml.Name, inner string) {
+// appendProp appends one property element with its XML content.
+func appendProp(b []byte, n xml.Name, inner string) []byte {
 	if n.Space == "DAV:" {
-		w.WriteString("<D:")
-		w.WriteString(n.Local)
-		w.WriteByte('>')
-		w.WriteString(inner)
-		w.WriteString("</D:")
-		w.WriteString(n.Local)
-		w.WriteByte('>')
-		return
+		b = append(b, "<D:"...)
+		b = append(b, n.Local...)
+		b = append(b, '>')
+		b = append(b, inner...)
+		b = append(b, "</D:"...)
+		b = append(b, n.Local...)
+		return append(b, '>')
 	}
-	w.WriteByte('<')
-	w.WriteString(n.Local)
-	w.WriteString(` xmlns="`)
-	w.WriteString(escape(n.Space))
-	w.WriteString(`">`)
-	w.WriteString(inner)
-	w.WriteString("</")
-	w.WriteString(n.Local)
-	w.WriteByte('>')
+	b = append(b, '<')
+	b = append(b, n.Local...)
+	b = append(b, ` xmlns="`...)
+	b = appendEscaped(b, n.Space)
+	b = append(b, `">`...)
+	b = append(b, inner...)
+	b = append(b, "</"...)
+	b = append(b, n.Local...)
+	return append(b, '>')
+}
+
+// appendEscaped appends s as XML character data (see escape).
+func appendEscaped(b []byte, s string) []byte {
+	if xmlSafe(s) && !strings.ContainsAny(s, "&<>") {
+		return append(b, s...)
+	}
+	return append(b, escape(s)...)
 }
 
 // textEscaper escapes XML character data as x/net does (quotes stay).

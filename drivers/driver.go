@@ -142,6 +142,11 @@ type Features struct {
 	// or integrity protocol); the bridge computes them while the body
 	// arrives. Per-block hashes are the driver's own business.
 	UploadHashes HashSet
+	// KeepsUploadFile: Put may keep the file at Upload.Path as the stored
+	// file (a rename) and sync it. The bridge then has the buffer written
+	// to disk as it fills, so that the sync before the rename finds
+	// little left to write.
+	KeepsUploadFile bool
 }
 
 // Driver is one provider account (or one folder of it) mounted at a path.

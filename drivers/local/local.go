@@ -84,7 +84,7 @@ func (d *Driver) Close() error { return d.root.Close() }
 // Features: everything but links; bytes are served through Open.
 func (d *Driver) Features() drivers.Features {
 	return drivers.Features{CopyFile: true, CopyDir: true, Move: true, EmptyFiles: true, SetModTime: true, Quota: true,
-		ListsByPath: true}
+		ListsByPath: true, KeepsUploadFile: true}
 }
 
 // name turns a mount-relative path into an os.Root name. Cleaning it as an

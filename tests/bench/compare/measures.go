@@ -53,6 +53,8 @@ func (e *env) defineRows() {
 		e.addRow(&row{key: "local-put", measure: fmt.Sprintf("PUT %s, local mount vs a plain `x/net/webdav.Dir` server", size(o.localPut)),
 			unit: "MiB/s", higher: true, goal: "≥ 0.9×", check: ratioAtLeast(0.9)})
 		e.addRow(&row{key: "local-put-cpu", measure: "CPU-seconds per GiB of that PUT, server process", unit: "CPU-s/GiB", goal: "–"})
+		e.addRow(&row{key: "local-put-disk", measure: fmt.Sprintf("PUT %s, local mount, until the file is on disk", size(o.localPut)),
+			unit: "MiB/s", higher: true, goal: "–", peer: "webdav.Dir's PUT, then an fsync of the file: the bridge syncs before it answers, webdav.Dir never does"})
 	}
 	each := func(key, format string, r row) {
 		for _, p := range o.providers {
@@ -170,6 +172,16 @@ func (e *env) localPut(rep int, bridgeSide bool, seed uint64) {
 		return
 	}
 	e.rec("local-put", bridgeSide, rep, sample{v: mibPerSec(c.Size, d), calls: math.NaN(), rss: p.peakRSS()})
+	onDisk := d // the bridge's answer comes after its fsync
+	if !bridgeSide {
+		t0 := time.Now()
+		if err := fsyncFile(file); err != nil {
+			e.failed("local-put", err)
+			return
+		}
+		onDisk += time.Since(t0)
+	}
+	e.rec("local-put-disk", bridgeSide, rep, figure(mibPerSec(c.Size, onDisk)))
 	e.rec("local-put-cpu", bridgeSide, rep, figure(perGiB(cpu, c.Size)))
 }
 
@@ -632,4 +644,14 @@ func countPrefix(ss []string, prefix string) int {
 		}
 	}
 	return n
+}
+
+// fsyncFile writes what the page cache holds of file to disk.
+func fsyncFile(file string) error {
+	f, err := os.Open(file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
 }
