@@ -173,8 +173,8 @@ func (s *Server) servePropfind(w http.ResponseWriter, r *http.Request, t target)
 		writeError(w, err)
 		return
 	}
-	if fi.IsDir() && depth == "1" {
-		if _, err := s.readdir(ctx, t); err != nil {
+	if fi.IsDir() && depth == "1" && !t.isShareRoot() {
+		if _, err := s.list(ctx, t.m, t.rel); err != nil {
 			writeError(w, err)
 			return
 		}

@@ -128,9 +128,14 @@ func (s *Server) fastPropfind(w http.ResponseWriter, r *http.Request, t target, 
 			rendered = l.rendered(propfindVariant(t.full, names), func(objs []drivers.Object) []byte {
 				// Sized for the common answer, so that the slice seldom
 				// grows (each growth copies all so far).
-				b := make([]byte, 0, len(objs)*(renderedEntrySize+2*len(t.full)))
+				n := 0
 				for _, o := range objs {
-					b = appendResponse(b, path.Join(t.full, o.Name), s.info(o.Name, o), names, false, nil)
+					n += renderedEntrySize + len(t.full) + 4*len(o.Name) // href escaped, displayname
+				}
+				b := make([]byte, 0, n)
+				for _, o := range objs {
+					fi := s.info(o.Name, o)
+					b = appendResponse(b, t.full+"/"+o.Name, fi, names, false, nil)
 				}
 				if cap(b) > len(b)+len(b)/4 {
 					b = bytes.Clone(b) // kept: not much spare capacity
@@ -169,9 +174,9 @@ func (s *Server) fastPropfind(w http.ResponseWriter, r *http.Request, t target, 
 	return true
 }
 
-// renderedEntrySize is about what an allprop answer for one file takes
-// besides its name and path.
-const renderedEntrySize = 640
+// renderedEntrySize is a little more than an allprop answer for one file
+// takes besides its name and path (about 650 bytes).
+const renderedEntrySize = 700
 
 // propfindVariant names what a folder's rendered entries depend on
 // besides the entries: where the folder is (hrefs) and what was asked.

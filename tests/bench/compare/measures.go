@@ -468,6 +468,11 @@ func (e *env) putDir(f *fake, rep int, bridgeFirst bool) {
 	e.rec(key, false, rep, sample{v: median(emptyMs), calls: median(emptyCalls)})
 }
 
+// coldGap is the idle time before each cold listing, on both sides: the
+// bridge's listings live 1 s, and a process idle that long starts with
+// cold CPU caches, which must not count against one side only.
+const coldGap = 1200 * time.Millisecond
+
 // coldBridge times PROPFIND Depth 1 of the full folder on a bridge whose
 // listings live 1 s: after one request that logs in and opens the
 // connections, each timed request waits for the cache to expire.
@@ -487,7 +492,7 @@ func (e *env) coldBridge(f *fake, rep int) {
 	var ms []float64
 	var calls float64
 	for range e.o.samples {
-		time.Sleep(1200 * time.Millisecond)
+		time.Sleep(coldGap)
 		c0, err := b.calls(f.mountPath())
 		var d time.Duration
 		if err == nil {
@@ -513,7 +518,7 @@ func (e *env) coldAlone(f *fake, rep int) {
 		Calls   float64   `json:"calls"`
 		Entries int       `json:"entries"`
 	}
-	if err := e.driverAlone(f, &res, "list", "-path", "/bench-many", "-samples", strconv.Itoa(e.o.samples)); err != nil {
+	if err := e.driverAlone(f, &res, "list", "-path", "/bench-many", "-samples", strconv.Itoa(e.o.samples), "-gap", coldGap.String()); err != nil {
 		e.failed(key, err)
 		return
 	}

@@ -6,7 +6,7 @@
 //	driveralone -spec FILE prep -files N -get-size BYTES -get-seed S
 //	driveralone -spec FILE link -path /bench-get.bin
 //	driveralone -spec FILE put -path /bench-put/x.bin -size BYTES -seed S
-//	driveralone -spec FILE list -path /bench-many -samples N
+//	driveralone -spec FILE list -path /bench-many -samples N [-gap 1.2s]
 //
 // FILE is JSON: {"driver": NAME, "options": {...}, "state_dir": DIR}. The
 // state folder is the one the bridge's mount uses (state_dir/mounts/NAME),
@@ -107,6 +107,7 @@ func run(args []string) error {
 	getSeed := fs.Uint64("get-seed", 1, "prep: content seed of /bench-get.bin")
 	size := fs.Int64("size", 1<<30, "put: bytes")
 	samples := fs.Int("samples", 5, "list: timed listings")
+	gap := fs.Duration("gap", 0, "list: idle time before each timed listing (the bridge's side waits for its cache to expire)")
 	if err := fs.Parse(rest); err != nil {
 		return err
 	}
@@ -119,7 +120,7 @@ func run(args []string) error {
 	case "put":
 		out, err = a.put(ctx, *p, *size, *seed)
 	case "list":
-		out, err = a.list(ctx, *p, *samples)
+		out, err = a.list(ctx, *p, *samples, *gap)
 	default:
 		return fmt.Errorf("unknown command %q", cmd)
 	}
@@ -373,7 +374,7 @@ func (a *alone) put(ctx context.Context, p string, size int64, seed uint64) (any
 // list times samples listings of the folder p (after one untimed one that
 // warms the connection and the token): the provider's own listing calls
 // as the driver makes them, given the folder's ID.
-func (a *alone) list(ctx context.Context, p string, samples int) (any, error) {
+func (a *alone) list(ctx context.Context, p string, samples int, gap time.Duration) (any, error) {
 	dir, err := a.resolve(ctx, p)
 	if err != nil {
 		return nil, err
@@ -385,6 +386,7 @@ func (a *alone) list(ctx context.Context, p string, samples int) (any, error) {
 	before := a.calls.Load()
 	var secs []float64
 	for range samples {
+		time.Sleep(gap)
 		t0 := time.Now()
 		if _, err := a.d.List(ctx, dir); err != nil {
 			return nil, err
