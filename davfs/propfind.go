@@ -128,16 +128,22 @@ func (s *Server) fastPropfind(w http.ResponseWriter, r *http.Request, t target, 
 			rendered = l.rendered(propfindVariant(t.full, names), func(objs []drivers.Object) []byte {
 				// Sized for the common answer, so that the slice seldom
 				// grows (each growth copies all so far).
-				n := 0
-				for _, o := range objs {
-					n += renderedEntrySize + len(t.full) + 4*len(o.Name) // href escaped, displayname
-				}
-				b := make([]byte, 0, n)
-				for _, o := range objs {
+				var b []byte
+				for i, o := range objs {
+					if i == 1 {
+						// Sized from the first entry, so that the slice
+						// seldom grows (each growth copies all so far).
+						b = slices.Grow(b, len(b)*len(objs)*5/4)
+					}
+					if cap(b)-len(b) < 16<<10 {
+						// Double rather than let append grow a big slice
+						// by a quarter, copying it all each time.
+						b = slices.Grow(b, len(b)+16<<10)
+					}
 					fi := s.info(o.Name, o)
 					b = appendResponse(b, t.full+"/"+o.Name, fi, names, false, nil)
 				}
-				if cap(b) > len(b)+len(b)/4 {
+				if cap(b) > len(b)+len(b)/2 {
 					b = bytes.Clone(b) // kept: not much spare capacity
 				}
 				return b
@@ -173,10 +179,6 @@ func (s *Server) fastPropfind(w http.ResponseWriter, r *http.Request, t target, 
 	bw.Flush()
 	return true
 }
-
-// renderedEntrySize is a little more than an allprop answer for one file
-// takes besides its name and path (about 650 bytes).
-const renderedEntrySize = 700
 
 // propfindVariant names what a folder's rendered entries depend on
 // besides the entries: where the folder is (hrefs) and what was asked.
