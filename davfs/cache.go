@@ -20,6 +20,7 @@ type listing struct {
 	order   []drivers.Object // sorted entries, kept until the listing changes
 	gen     uint64           // counts the changes, so a render of an older state is not kept
 	encoded *encodedEntries  // the entries as PROPFIND answers them, kept until the listing changes
+	asked   string           // the variant last asked for and not kept
 }
 
 // encodedEntries is a listing's entries rendered as the <D:response>s of
@@ -30,24 +31,40 @@ type encodedEntries struct {
 	xml     []byte
 }
 
-// rendered returns the entries rendered for variant, made by render if
-// the listing has none for it. One variant is kept (the last one made):
-// clients ask the same properties of a folder again and again, and the
-// bytes cost as much memory as the entries themselves.
-func (l *listing) rendered(variant string, render func([]drivers.Object) []byte) []byte {
+// rendering returns the entries kept rendered for variant, if any, and
+// otherwise whether rendering them to keep pays: the same variant was
+// asked for before with no change since. The first answer of a listing
+// streams from a pooled buffer instead. A cold PROPFIND then allocates
+// nothing the size of its answer, and a folder that changes between
+// every two PROPFINDs is never rendered for nothing.
+func (l *listing) rendering(variant string) (xml []byte, keep bool, gen uint64) {
 	l.mu.RLock()
-	e, gen := l.encoded, l.gen
+	e, asked, gen := l.encoded, l.asked, l.gen
 	l.mu.RUnlock()
 	if e != nil && e.variant == variant {
-		return e.xml
+		return e.xml, false, gen
 	}
-	xml := render(l.sorted())
+	if asked == variant {
+		return nil, true, gen
+	}
+	l.mu.Lock()
+	if l.gen == gen {
+		l.asked = variant
+	}
+	l.mu.Unlock()
+	return nil, false, gen
+}
+
+// keep keeps xml as the entries rendered for variant, unless the listing
+// changed since gen. One variant is kept (the last one made): clients ask
+// the same properties of a folder again and again, and the bytes cost as
+// much memory as the entries themselves.
+func (l *listing) keep(variant string, gen uint64, xml []byte) {
 	l.mu.Lock()
 	if l.gen == gen {
 		l.encoded = &encodedEntries{variant, xml}
 	}
 	l.mu.Unlock()
-	return xml
 }
 
 func newListing(objs []drivers.Object) *listing {
@@ -109,6 +126,7 @@ func (l *listing) remove(name string) {
 func (l *listing) changed() {
 	l.order = nil
 	l.encoded = nil
+	l.asked = ""
 	l.gen++
 }
 

@@ -20,7 +20,6 @@ import (
 	"golang.org/x/net/webdav"
 
 	"bridge/davfs/locks"
-	"bridge/drivers"
 )
 
 // The common PROPFIND — Depth 0 or 1, all properties or a list of live
@@ -109,7 +108,10 @@ func (s *Server) fastPropfind(w http.ResponseWriter, r *http.Request, t target, 
 	held := propfindLocksFrom(r.Context())
 	checksums := slices.Contains(names, ocChecksums)
 	var children []*fileInfo
-	var rendered []byte // the children's answers, kept with the listing
+	var listed *listing           // children to write from the listing
+	var rendered []byte           // the children's answers, kept with the listing
+	var variant string            // what rendered is kept for
+	keep, gen := false, uint64(0) // render the children to keep them
 	if depth == "1" && fi.IsDir() {
 		if t.isShareRoot() || checksums || held.any() {
 			// The mounts, hashes found on demand, lockdiscovery: not kept.
@@ -125,29 +127,10 @@ func (s *Server) fastPropfind(w http.ResponseWriter, r *http.Request, t target, 
 			if err != nil {
 				return false
 			}
-			rendered = l.rendered(propfindVariant(t.full, names), func(objs []drivers.Object) []byte {
-				// Sized for the common answer, so that the slice seldom
-				// grows (each growth copies all so far).
-				var b []byte
-				for i, o := range objs {
-					if i == 1 {
-						// Sized from the first entry, so that the slice
-						// seldom grows (each growth copies all so far).
-						b = slices.Grow(b, len(b)*len(objs)*5/4)
-					}
-					if cap(b)-len(b) < 16<<10 {
-						// Double rather than let append grow a big slice
-						// by a quarter, copying it all each time.
-						b = slices.Grow(b, len(b)+16<<10)
-					}
-					fi := s.info(o.Name, o)
-					b = appendResponse(b, t.full+"/"+o.Name, fi, names, false, nil)
-				}
-				if cap(b) > len(b)+len(b)/2 {
-					b = bytes.Clone(b) // kept: not much spare capacity
-				}
-				return b
-			})
+			variant = propfindVariant(t.full, names)
+			if rendered, keep, gen = l.rendering(variant); rendered == nil {
+				listed = l
+			}
 		}
 	}
 
@@ -173,6 +156,28 @@ func (s *Server) fastPropfind(w http.ResponseWriter, r *http.Request, t target, 
 	for _, c := range children {
 		scratch = appendResponse(scratch[:0], path.Join(base, c.name), c, names, false, held)
 		bw.Write(scratch)
+	}
+	if listed != nil {
+		objs := listed.sorted()
+		var kept []byte
+		for i, o := range objs {
+			scratch = appendResponse(scratch[:0], t.full+"/"+o.Name, s.info(o.Name, o), names, false, nil)
+			bw.Write(scratch)
+			if keep {
+				if i == 0 {
+					// Sized from the first entry, so that the slice seldom
+					// grows (each growth copies all so far).
+					kept = make([]byte, 0, len(scratch)*len(objs)*9/8)
+				}
+				kept = append(kept, scratch...)
+			}
+		}
+		if keep {
+			if cap(kept) > len(kept)+len(kept)/2 {
+				kept = bytes.Clone(kept) // kept for long: not much spare capacity
+			}
+			listed.keep(variant, gen, kept)
+		}
 	}
 	bw.Write(rendered)
 	bw.WriteString(`</D:multistatus>`)
