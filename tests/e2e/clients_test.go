@@ -147,6 +147,21 @@ func randomBytes(n int) []byte {
 	return b
 }
 
+// writeTree writes files (slash-separated names relative to dir) under
+// dir, making the folders they need.
+func writeTree(t *testing.T, dir string, files map[string][]byte) {
+	t.Helper()
+	for name, data := range files {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // oddTree writes files with the names clients trip over, leaving out names
 // the mount's provider refuses. emptyDirs are folders with nothing inside.
 func oddTree(t *testing.T, m Mount) (dir string, files map[string][]byte, emptyDirs []string) {
@@ -179,14 +194,8 @@ func oddTree(t *testing.T, m Mount) (dir string, files map[string][]byte, emptyD
 			continue
 		}
 		files[name] = data
-		p := filepath.Join(dir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, data, 0o644); err != nil {
-			t.Fatal(err)
-		}
 	}
+	writeTree(t, dir, files)
 	emptyDirs = []string{"empty folder", "nested/one/empty #dir"}
 	for _, d := range emptyDirs {
 		if err := os.MkdirAll(filepath.Join(dir, filepath.FromSlash(d)), 0o755); err != nil {

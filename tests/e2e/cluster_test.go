@@ -664,15 +664,7 @@ func (c *testCluster) rcloneKill(t *testing.T) {
 		}
 		files[name] = randomBytes(size)
 	}
-	for name, data := range files {
-		p := filepath.Join(src, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeTree(t, src, files)
 	obscured, err := runTool(t, nil, "", bin, "--config", "/dev/null", "obscure", adminPass)
 	if err != nil {
 		t.Fatalf("rclone obscure: %v\n%s", err, obscured)

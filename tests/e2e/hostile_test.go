@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -41,15 +39,7 @@ func TestHostileProvidersLoseNothing(t *testing.T) {
 				"sub/b.txt":      []byte("bee"),
 				"sub/deeper.bin": randomBytes(300 << 10),
 			}
-			for name, data := range files {
-				p := filepath.Join(src, filepath.FromSlash(name))
-				if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(p, data, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
+			writeTree(t, src, files)
 			if out, err := rclone(t, b, m, "copy", "--transfers", "8", src, "b:hostile"); err != nil {
 				t.Fatalf("copy: %v\n%s", err, out)
 			}
