@@ -14,6 +14,15 @@
 //     status first and errno/100 (read as an HTTP-like class) second; a 400
 //     whose message speaks of the name is ErrInvalidName.
 //   - Ids and numbers are documented as int; JSON strings are taken too.
+//   - Listing a path that is not a folder: the document does not say. The
+//     fake answers the harshest reading (nothing lists as an empty folder,
+//     a file's path as that file alone); a 404 is taken too. So a listing
+//     that could be either (empty, or a lone file of the folder's name) is
+//     checked in the parent's listing, and the driver declares
+//     ListsByPath: a cold folder costs its own pages, plus its parent's
+//     only when it is empty. A folder Ref without an id (the bridge's, for
+//     a folder it found by listing it) gets its id from the parent's
+//     listing when a manage call needs one.
 //   - Paging: total is read as the count of all entries (folders and
 //     files) at the path. A server giving fewer entries per page than asked
 //     is paged by what it gives; one giving no total is paged one by one
@@ -193,7 +202,7 @@ func sleepCtx(ctx context.Context, d time.Duration) error { return pacer.Sleep(c
 // Features of Disk.Top.
 func (d *Driver) Features() drivers.Features {
 	return drivers.Features{CopyFile: true, CopyDir: true, Move: true, Links: true, EmptyFiles: true, Quota: true,
-		UploadHashes: drivers.HashMD5} // precreate's dedup
+		ListsByPath: true, UploadHashes: drivers.HashMD5} // precreate's dedup
 }
 
 // apiError is an error answer of the platform.
@@ -452,11 +461,47 @@ func (d *Driver) page(ctx context.Context, dir string, n int) (listPage, error) 
 	return p, err
 }
 
-// List reads the first page, then the others in parallel (total tells how
-// many). A server that gives fewer entries per page than asked is paged by
-// what it gives; one that gives no total is paged one by one until a short
-// or empty page.
+// List lists a folder by its path. A listing is no proof that the folder
+// exists (see the package comment): one that could be a path that is not a
+// folder (empty, or a lone file of the folder's name) is checked against
+// the parent's listing.
 func (d *Driver) List(ctx context.Context, dir drivers.Ref) ([]drivers.Object, error) {
+	objs, err := d.listPages(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	if len(objs) == 0 || len(objs) == 1 && !objs[0].IsDir && objs[0].Name == path.Base(dir.Path) {
+		if _, err := d.lookup(ctx, dir.Path, true); err != nil {
+			return nil, fmt.Errorf("disktop: list %s: %w", dir.Path, err)
+		}
+	}
+	return objs, nil
+}
+
+// lookup finds the object at p in its parent's listing: the ID of a Ref
+// that came by path, or the proof that p is a folder.
+func (d *Driver) lookup(ctx context.Context, p string, isDir bool) (drivers.Object, error) {
+	p = path.Clean("/" + p)
+	if p == "/" {
+		return d.Root(ctx)
+	}
+	objs, err := d.List(ctx, drivers.Ref{Path: path.Dir(p), Object: drivers.Object{Name: path.Base(path.Dir(p)), IsDir: true}})
+	if err != nil {
+		return drivers.Object{}, err
+	}
+	for _, o := range objs {
+		if o.Name == path.Base(p) && o.IsDir == isDir {
+			return o, nil
+		}
+	}
+	return drivers.Object{}, fmt.Errorf("%s: %w", p, drivers.ErrNotFound)
+}
+
+// listPages reads the first page, then the others in parallel (total
+// tells how many). A server that gives fewer entries per page than asked
+// is paged by what it gives; one that gives no total is paged one by one
+// until a short or empty page.
+func (d *Driver) listPages(ctx context.Context, dir drivers.Ref) ([]drivers.Object, error) {
 	first, err := d.page(ctx, dir.Path, 1)
 	if err != nil {
 		return nil, fmt.Errorf("disktop: list %s: %w", dir.Path, err)
@@ -579,8 +624,16 @@ func (d *Driver) Mkdir(ctx context.Context, parent drivers.Ref, name string) (dr
 	return drivers.Object{Name: name, IsDir: true, ID: "d" + string(out.FolderID)}, nil
 }
 
-// manage runs one manage action on one object.
+// manage runs one manage action on one object. A folder the bridge knows
+// by its path alone gets its id from its parent's listing.
 func (d *Driver) manage(ctx context.Context, action string, obj drivers.Ref, extra url.Values) error {
+	if obj.ID == "" && obj.Path != "/" {
+		o, err := d.lookup(ctx, obj.Path, obj.IsDir)
+		if err != nil {
+			return fmt.Errorf("disktop: %s %s: %w", action, obj.Path, err)
+		}
+		obj.ID = o.ID
+	}
 	id, isFile, err := numericID(obj)
 	if err != nil {
 		return err

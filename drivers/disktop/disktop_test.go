@@ -515,8 +515,8 @@ func TestBridgePropfindColdAndWarm(t *testing.T) {
 	}
 	hs := httptest.NewServer(s)
 	defer hs.Close()
-	propfind := func() {
-		req, _ := http.NewRequest("PROPFIND", hs.URL+"/d/big/", nil)
+	propfind := func(p string) {
+		req, _ := http.NewRequest("PROPFIND", hs.URL+p, nil)
 		req.Header.Set("Depth", "1")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -528,14 +528,32 @@ func TestBridgePropfindColdAndWarm(t *testing.T) {
 			t.Fatalf("PROPFIND: %d", resp.StatusCode)
 		}
 	}
-	propfind()
-	// Cold: one page for the mount root (to find big/), 50 for big/.
-	if n := e.fake.Calls()["list"]; n != 51 {
-		t.Fatalf("cold PROPFIND made %d list calls, want 1 + 50", n)
+	propfind("/d/big/")
+	// Cold: big/'s 50 pages; the driver lists by path, so the mount root
+	// is not listed to find big/.
+	if n := e.fake.Calls()["list"]; n != 50 {
+		t.Fatalf("cold PROPFIND made %d list calls, want 50", n)
 	}
-	propfind()
-	if n := e.fake.Calls()["list"]; n != 51 {
-		t.Fatalf("warm PROPFIND made %d more list calls, want 0", n-51)
+	propfind("/d/big/")
+	if n := e.fake.Calls()["list"]; n != 50 {
+		t.Fatalf("warm PROPFIND made %d more list calls, want 0", n-50)
+	}
+
+	// A deep folder costs its own listing alone; an empty one its parent's
+	// too (an empty listing is no proof that a folder exists).
+	e.fake.Put("/a/b/c/x.txt", []byte("x"))
+	if _, err := e.drv.Mkdir(context.Background(), drivers.Ref{Path: "/a/b", Object: drivers.Object{Name: "b", IsDir: true}}, "empty"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		path  string
+		calls int
+	}{{"/d/a/b/c/", 1}, {"/d/a/b/empty/", 2}} {
+		before := e.fake.Calls()["list"]
+		propfind(c.path)
+		if n := e.fake.Calls()["list"] - before; n != c.calls {
+			t.Errorf("cold PROPFIND of %s made %d list calls, want %d", c.path, n, c.calls)
+		}
 	}
 }
 

@@ -161,6 +161,7 @@ func runProfile(t *testing.T, h Harness, p Profile) bool {
 		{"Ranges", s.testRanges},
 		{"NotFound", s.testNotFound},
 		{"Paging", s.testPaging},
+		{"ListsByPath", s.testListsByPath},
 		{"ModTime", s.testModTime},
 		{"Links", s.testLinks},
 		{"LinkAfterRestart", s.testLinkAfterRestart},
@@ -733,6 +734,97 @@ func (s *suite) testPaging(t *testing.T, dir drivers.Ref) {
 			t.Fatalf("%s missing from the listing", name)
 		}
 		checkFile(t, "List", o, name, []byte(strconv.Itoa(i)))
+	}
+}
+
+// byPath is a folder Ref as the bridge makes one for a driver that lists
+// by path: the path alone, no ID.
+func byPath(p string) drivers.Ref {
+	return drivers.Ref{Path: p, Object: drivers.Object{Name: path.Base(p), IsDir: true}}
+}
+
+// testListsByPath holds a driver that declares Features.ListsByPath to
+// it: a folder is listed by its path alone, a path that is not a folder
+// fails with ErrNotFound (an empty listing would show folders that do not
+// exist), and every method takes a folder Ref without an ID.
+func (s *suite) testListsByPath(t *testing.T, dir drivers.Ref) {
+	if !s.f.ListsByPath {
+		t.Log("the driver does not declare ListsByPath; the bridge lists each ancestor for IDs")
+		return
+	}
+	ctx := t.Context()
+	a := s.mkdir(t, dir, "a")
+	b := s.mkdir(t, a, "b")
+	s.put(t, b, "in-b.txt", []byte("b"))
+	s.mkdir(t, dir, "empty")
+	s.put(t, dir, "file.txt", []byte("file"))
+	// A folder holding only a file of its own name looks, listed, like
+	// what some providers answer for a file's path.
+	same := s.mkdir(t, dir, "same")
+	s.put(t, same, "same", []byte("same"))
+
+	names := func(objs []drivers.Object) []string {
+		var out []string
+		for _, o := range objs {
+			out = append(out, o.Name)
+		}
+		slices.Sort(out)
+		return out
+	}
+	for _, c := range []struct {
+		path string
+		want []string
+	}{
+		{b.Path, []string{"in-b.txt"}},
+		{path.Join(dir.Path, "empty"), nil},
+		{same.Path, []string{"same"}},
+		{a.Path, []string{"b"}},
+	} {
+		objs, err := s.d.List(ctx, byPath(c.path))
+		if err != nil {
+			t.Fatalf("List %s by path: %v", c.path, err)
+		}
+		if got := names(objs); !slices.Equal(got, c.want) {
+			t.Fatalf("List %s by path: %q, want %q", c.path, got, c.want)
+		}
+	}
+	for _, p := range []string{"missing", "file.txt", "a/missing", "file.txt/below", "same/same"} {
+		full := path.Join(dir.Path, p)
+		if objs, err := s.d.List(ctx, byPath(full)); !errors.Is(err, drivers.ErrNotFound) {
+			t.Errorf("List %s by path: %d entries, %v; want ErrNotFound (not a folder)", full, len(objs), err)
+		}
+	}
+
+	// The other methods, given a folder by its path.
+	put, err := s.d.Put(ctx, byPath(b.Path), "put.txt", NewUpload([]byte("put")))
+	if err != nil {
+		t.Fatalf("Put into %s by path: %v", b.Path, err)
+	}
+	checkFile(t, "Put", put, "put.txt", []byte("put"))
+	if _, err := s.d.Mkdir(ctx, byPath(b.Path), "made"); err != nil {
+		t.Fatalf("Mkdir in %s by path: %v", b.Path, err)
+	}
+	if got := sortedNames(s.list(t, b)); !slices.Equal(got, []string{"in-b.txt", "made", "put.txt"}) {
+		t.Fatalf("%s lists %q after Put and Mkdir by path", b.Path, got)
+	}
+	renamed, err := s.d.Rename(ctx, byPath(path.Join(b.Path, "made")), "renamed")
+	if err != nil {
+		t.Fatalf("Rename of %s/made by path: %v", b.Path, err)
+	}
+	if renamed.Name != "renamed" || !renamed.IsDir {
+		t.Fatalf("Rename by path returned %+v", renamed)
+	}
+	if err := s.d.Remove(ctx, byPath(path.Join(b.Path, "renamed"))); err != nil {
+		t.Fatalf("Remove of %s/renamed by path: %v", b.Path, err)
+	}
+	if s.f.Move {
+		if _, err := s.d.Move(ctx, byPath(b.Path), byPath(path.Join(dir.Path, "empty")), "b"); err != nil {
+			t.Fatalf("Move of %s into empty, both by path: %v", b.Path, err)
+		}
+		s.listed(t, s.listed(t, dir, "empty"), "b")
+	}
+	if got := sortedNames(s.list(t, a)); s.f.Move && len(got) != 0 || !s.f.Move && !slices.Equal(got, []string{"b"}) {
+		t.Fatalf("%s lists %q", a.Path, got)
 	}
 }
 

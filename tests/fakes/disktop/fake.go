@@ -127,6 +127,10 @@ func (u *upload) dropParts() {
 //   - the chunk endpoints need no Authorization (the upload_id is the
 //     capability) but accept one;
 //   - listing pages run over folders first, then files, by name;
+//   - listing a path that is not a folder is no error: a path that is
+//     nothing lists as an empty folder, a file's path lists that file
+//     alone (the harshest reading: a driver must not take a listing as
+//     proof that a folder exists);
 //   - manage move/copy keep names; a name taken in dest_path is 409;
 //   - OAuth endpoints answer RFC 6749 errors ({"error": ...}, HTTP 400),
 //     API endpoints {errno, errmsg} with a matching HTTP status;

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -150,12 +151,21 @@ func (f *Fake) list(w http.ResponseWriter, r *http.Request, s session) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	dir := f.lookup(s.base, p)
-	if dir == nil || !dir.dir {
-		apiError(w, http.StatusNotFound, ErrnoNotFound, "path not found")
+	if slices.Contains(strings.Split(p, "/"), "..") {
+		apiError(w, http.StatusNotFound, ErrnoNotFound, "path not found") // no way out of the sandbox
 		return
 	}
-	all := sortedKids(dir)
+	dir := f.lookup(s.base, p)
+	var all []*node
+	switch {
+	case dir == nil:
+		// The document does not say: a path that is nothing lists as
+		// an empty folder.
+	case !dir.dir:
+		all = []*node{dir} // and a file's path lists the file
+	default:
+		all = sortedKids(dir)
+	}
 	folders, files := []any{}, []any{}
 	for i := (page - 1) * limit; i < len(all) && i < page*limit; i++ {
 		if all[i].dir {
