@@ -172,3 +172,49 @@ func TestAppFolderReadings(t *testing.T) {
 		}
 	}
 }
+
+// TestColdPropfindListsTheFolderAlone: the driver lists by path, so a cold
+// PROPFIND of a deep folder costs its own listing, not its ancestors'; an
+// empty one costs a filemetas more (an empty listing proves nothing).
+func TestColdPropfindListsTheFolderAlone(t *testing.T) {
+	e := newEnv(t, faults.Config{})
+	s, err := davfs.New(davfs.Options{TempDir: t.TempDir(), Logger: zerolog.New(e.logs),
+		Mounts: []davfs.Mount{{Path: "/d", Driver: e.drv}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(s)
+	defer hs.Close()
+	e.fake.Put("/a/b/c/x.txt", []byte("x"))
+	e.fake.Mkdir("/a/b/empty")
+	// The driver finds the app folder once, on its first call.
+	if _, err := e.drv.List(t.Context(), drivers.Ref{Path: "/", Object: drivers.Object{IsDir: true}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		path             string
+		lists, filemetas int
+		status           int
+	}{
+		{"/d/a/b/c/", 1, 0, http.StatusMultiStatus},
+		{"/d/a/b/empty/", 1, 1, http.StatusMultiStatus},
+		// Nothing there: its own listing fails, then its parent's tells.
+		{"/d/a/b/nope/", 2, 0, http.StatusNotFound},
+	} {
+		before := e.fake.Calls()
+		req, _ := http.NewRequest("PROPFIND", hs.URL+c.path, nil)
+		req.Header.Set("Depth", "1")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		after := e.fake.Calls()
+		lists, metas := after["list"]-before["list"], after["filemetas"]-before["filemetas"]
+		if resp.StatusCode != c.status || lists != c.lists || metas != c.filemetas {
+			t.Errorf("PROPFIND %s: %d with %d list and %d filemetas calls, want %d with %d and %d",
+				c.path, resp.StatusCode, lists, metas, c.status, c.lists, c.filemetas)
+		}
+	}
+}

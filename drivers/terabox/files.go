@@ -85,7 +85,9 @@ func (d *Driver) listAll(ctx context.Context, dir string) ([]drivers.Object, err
 	}
 }
 
-// List returns every entry of dir.
+// List returns every entry of dir. A listing that could be of a path
+// that is not a folder (empty, or a lone file of the folder's name: see
+// the package comment) is checked with filemetas.
 func (d *Driver) List(ctx context.Context, dir drivers.Ref) ([]drivers.Object, error) {
 	p, err := d.full(ctx, dir.Path)
 	if err != nil {
@@ -94,6 +96,15 @@ func (d *Driver) List(ctx context.Context, dir drivers.Ref) ([]drivers.Object, e
 	objs, err := d.listAll(ctx, p)
 	if err != nil {
 		return nil, fmt.Errorf("terabox: list %s: %w", dir.Path, err)
+	}
+	if path.Clean("/"+dir.Path) != "/" && (len(objs) == 0 || len(objs) == 1 && !objs[0].IsDir && objs[0].Name == path.Base(p)) {
+		e, err := d.stat(ctx, p)
+		if err == nil && !e.object().IsDir {
+			err = fmt.Errorf("%s is a file: %w", path.Base(p), drivers.ErrNotFound)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("terabox: list %s: %w", dir.Path, err)
+		}
 	}
 	return objs, nil
 }

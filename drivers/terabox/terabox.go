@@ -33,7 +33,12 @@
 //     filemanager's per-item errno is read even when the top-level errno is
 //     0.
 //   - list pages are 1-based (the table's "path" is page); num is 1000 (the
-//     Baidu limit); a page shorter than asked ends the listing.
+//     Baidu limit); a page shorter than asked ends the listing. What list
+//     answers for a dir that is a file is not said: the fake lists the
+//     file alone (-9 for a path that is nothing). A listing that could be
+//     either (empty, or a lone file of the folder's name) is checked with
+//     filemetas, so the driver declares ListsByPath: a cold folder costs
+//     its own pages, one call more when it is empty.
 //   - There is no mkdir in the document: create with isdir=1 and rtype=0
 //     (Baidu's reading) makes a folder.
 //   - Uploads: 4 MiB blocks, block_list = md5 of each (the whole file's md5
@@ -243,7 +248,8 @@ func transportOf(c *http.Client) http.RoundTripper {
 // Features of TeraBox.
 func (d *Driver) Features() drivers.Features {
 	return drivers.Features{CopyFile: true, CopyDir: true, Move: true, Links: true, EmptyFiles: true, Quota: true,
-		ProxyOnly: "its download links work only with the account's access token appended, which must never reach a client"}
+		ListsByPath: true,
+		ProxyOnly:   "its download links work only with the account's access token appended, which must never reach a client"}
 }
 
 // Root is the app folder (or the root option's folder).

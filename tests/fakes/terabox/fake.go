@@ -144,7 +144,9 @@ type Device struct {
 //   - The openapi takes the token as access_tokens (plural) only; missing
 //     or unknown is -6, expired 111, all with HTTP 200.
 //   - list: page (1-based) and num (1..1000; more is served as 1000) are
-//     required; entries by name, folders and files mixed.
+//     required; entries by name, folders and files mixed. A dir that is
+//     nothing is -9; a dir that is a file lists that file alone (the
+//     document does not say; a listing is no proof of a folder).
 //   - The md5 of list, filemetas, precreate and create is the content md5
 //     with one hex digit changed (valid hex, wrong): never a checksum.
 //   - precreate: no size; dedup (return_type 2) when the account holds a

@@ -101,9 +101,6 @@ func (f *Fake) list(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	dir, errno := f.inApp(q.Get("dir"))
-	if errno == 0 && !dir.dir {
-		errno = ErrnoNotFound
-	}
 	if errno != 0 {
 		apiError(w, errno, "dir not found or not allowed")
 		return
@@ -111,6 +108,9 @@ func (f *Fake) list(w http.ResponseWriter, r *http.Request) {
 	kids := make([]*node, 0, len(dir.kids))
 	for _, k := range dir.kids {
 		kids = append(kids, k)
+	}
+	if !dir.dir {
+		kids = append(kids, dir) // a file's path lists the file alone
 	}
 	less := func(i, j int) bool { return kids[i].name < kids[j].name }
 	switch q.Get("order") {
