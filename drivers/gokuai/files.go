@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -78,23 +79,48 @@ func mountParams(l loc, full string) url.Values {
 }
 
 // List returns a folder's entries, all pages joined; the mount root of
-// the multi-library view lists the libraries.
+// the multi-library view lists the libraries. A listing is no proof that
+// the folder exists (see the package comment): one that file/ls could
+// also give for a path that is not a folder (empty, or a lone file of
+// the folder's name) is checked in the parent's listing. A library root
+// needs no check: it is there while its library is.
 func (d *Driver) List(ctx context.Context, dir drivers.Ref) ([]drivers.Object, error) {
 	l, err := d.locate(ctx, dir.Path)
 	if err != nil {
 		return nil, fmt.Errorf("gokuai: list %s: %w", dir.Path, err)
 	}
 	if l.top {
-		libs, err := d.libraries(ctx, true)
-		if err != nil {
+		return d.listLibraries(ctx, dir.Path)
+	}
+	objs, err := d.listPages(ctx, l)
+	if err != nil {
+		return nil, fmt.Errorf("gokuai: list %s: %w", dir.Path, err)
+	}
+	if !l.libRoot() && unproven(objs, baseName(l.full)) {
+		if err := d.isFolder(ctx, dir.Path); err != nil {
 			return nil, fmt.Errorf("gokuai: list %s: %w", dir.Path, err)
 		}
-		out := make([]drivers.Object, 0, len(libs))
-		for _, lib := range libs {
-			out = append(out, drivers.Object{Name: lib.Name, IsDir: true, ID: libraryID(lib)})
-		}
-		return out, nil
 	}
+	return objs, nil
+}
+
+// listLibraries is the mount root of the multi-library view.
+func (d *Driver) listLibraries(ctx context.Context, p string) ([]drivers.Object, error) {
+	libs, err := d.libraries(ctx, true)
+	if err != nil {
+		return nil, fmt.Errorf("gokuai: list %s: %w", p, err)
+	}
+	out := make([]drivers.Object, 0, len(libs))
+	for _, lib := range libs {
+		out = append(out, drivers.Object{Name: lib.Name, IsDir: true, ID: libraryID(lib)})
+	}
+	return out, nil
+}
+
+// listPages reads file/ls of l.full page by page: on while a page is
+// full or count says more, until an empty page or one with nothing new
+// (a server ignoring start).
+func (d *Driver) listPages(ctx context.Context, l loc) ([]drivers.Object, error) {
 	seen := map[string]bool{}
 	var out []drivers.Object
 	for start := 0; ; {
@@ -107,7 +133,7 @@ func (d *Driver) List(ctx context.Context, dir drivers.Ref) ([]drivers.Object, e
 		p.Set("size", strconv.Itoa(pageSize))
 		p.Set("order", "filename")
 		if err := d.call(ctx, request{method: http.MethodGet, path: "/m-api/1/file/ls", params: p, out: &page}); err != nil {
-			return nil, fmt.Errorf("gokuai: list %s: %w", dir.Path, err)
+			return nil, err
 		}
 		fresh := 0
 		for _, e := range page.List {
@@ -122,6 +148,29 @@ func (d *Driver) List(ctx context.Context, dir drivers.Ref) ([]drivers.Object, e
 			return out, nil
 		}
 	}
+}
+
+// unproven reports a listing that file/ls could also give for a path
+// that is not a folder: nothing, or a file's path (that file alone).
+func unproven(objs []drivers.Object, name string) bool {
+	return len(objs) == 0 || len(objs) == 1 && !objs[0].IsDir && objs[0].Name == name
+}
+
+// isFolder proves that the mount path p is a folder by finding it in its
+// parent's listing, which List proves in turn (up to a library root).
+func (d *Driver) isFolder(ctx context.Context, p string) error {
+	p = path.Clean("/" + p)
+	parent := path.Dir(p)
+	objs, err := d.List(ctx, drivers.Ref{Path: parent, Object: drivers.Object{Name: path.Base(parent), IsDir: true}})
+	if err != nil {
+		return err
+	}
+	for _, o := range objs {
+		if o.IsDir && o.Name == path.Base(p) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s is not a folder: %w", p, drivers.ErrNotFound)
 }
 
 // info reads one file or folder (file/info).

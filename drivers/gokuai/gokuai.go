@@ -29,6 +29,17 @@
 //     while a page is full or count says more, and stops at an empty page
 //     or one with nothing new (a server ignoring start). order=filename,
 //     so pages do not shift as files change.
+//   - Listing a fullpath that is not a folder: the document does not
+//     say. The fake answers the harshest reading (nothing lists as an
+//     empty folder, a file's path as that file alone); a 404 is taken
+//     too (ErrNotFound). So a listing that could be either (empty, or a
+//     lone file of the folder's name) is checked in the parent's
+//     listing, up to a library root (there while its library is) or the
+//     mount root, and the driver declares ListsByPath: a cold folder
+//     costs its own pages, an empty one (or one holding only a file of
+//     its own name) its parent's listing too. Every other call goes by
+//     mount_id and fullpath, so a folder Ref without an ID (the
+//     bridge's, for a folder it listed by path) needs no lookup.
 //   - Numbers may be JSON strings (file/open's filesize is one).
 //   - Object.ID is "<mount>:<hash>" for folders and
 //     "<mount>:<hash>:<filehash>" for files (so a new content is a new
@@ -227,6 +238,7 @@ func transportOf(c *http.Client) http.RoundTripper {
 // Features of Gokuai. Times are the server's (create_file takes none).
 func (d *Driver) Features() drivers.Features {
 	return drivers.Features{CopyFile: true, CopyDir: true, Move: true, Links: true, EmptyFiles: true, Quota: true,
+		ListsByPath:  true,             // file/ls takes a fullpath; nothing else needs an ID
 		UploadHashes: drivers.HashSHA1} // create_file's dedup
 }
 

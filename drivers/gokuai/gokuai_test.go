@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -18,6 +21,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"bridge/davfs"
 	"bridge/drivers"
 	"bridge/drivers/drivertest"
 	"bridge/drivers/pacer"
@@ -588,4 +592,122 @@ func readDir(t *testing.T, dir string) string {
 		t.Fatal(err)
 	}
 	return all.String()
+}
+
+// TestBridgePropfindColdAndWarm counts file/ls calls behind PROPFINDs
+// through davfs: the driver lists by path, so a cold folder costs its own
+// pages (no ancestor is listed to find it), an empty one its parent's
+// listing too (an empty listing is no proof that a folder exists).
+func TestBridgePropfindColdAndWarm(t *testing.T) {
+	e := newEnv(t, nil) // every library under the mount root
+	e.fake.PageMax = 10
+	for i := range 25 {
+		e.fake.Put(gokuaifake.TeamMount, fmt.Sprintf("big/f%02d.txt", i), []byte("x"))
+	}
+	e.fake.Put(gokuaifake.TeamMount, "a/b/c/x.txt", []byte("x"))
+	s, err := davfs.New(davfs.Options{TempDir: t.TempDir(), Logger: zerolog.Nop(), Mounts: []davfs.Mount{{Path: "/d", Driver: e.drv}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(s)
+	defer hs.Close()
+	propfind := func(p string) int {
+		t.Helper()
+		req, _ := http.NewRequest("PROPFIND", hs.URL+p, nil)
+		req.Header.Set("Depth", "1")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	ls := func() int { return e.fake.Calls()["ls"] }
+	team := "/d/" + gokuaifake.TeamName
+
+	// big/'s 3 pages, and neither the library root nor the mount root.
+	if st := propfind(team + "/big/"); st != http.StatusMultiStatus {
+		t.Fatalf("PROPFIND big: %d", st)
+	}
+	if n := ls(); n != 3 {
+		t.Fatalf("cold PROPFIND made %d list calls, want 3", n)
+	}
+	if st := propfind(team + "/big/"); st != http.StatusMultiStatus || ls() != 3 {
+		t.Fatalf("warm PROPFIND: %d, %d more list calls, want 0", st, ls()-3)
+	}
+
+	if _, err := e.drv.Mkdir(context.Background(), ref("/"+gokuaifake.TeamName+"/a/b", drivers.Object{Name: "b", IsDir: true}), "empty"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		path  string
+		calls int
+	}{{team + "/a/b/c/", 1}, {team + "/a/b/empty/", 2}} {
+		before := ls()
+		if st := propfind(c.path); st != http.StatusMultiStatus {
+			t.Fatalf("PROPFIND %s: %d", c.path, st)
+		}
+		if n := ls() - before; n != c.calls {
+			t.Errorf("cold PROPFIND of %s made %d list calls, want %d", c.path, n, c.calls)
+		}
+	}
+	for _, p := range []string{team + "/a/missing/", team + "/big/f01.txt/below/", team + "/nothing/at/all/"} {
+		if st := propfind(p); st != http.StatusNotFound {
+			t.Errorf("PROPFIND %s: %d, want 404", p, st)
+		}
+	}
+}
+
+// TestListByPathNotAFolder: listed by path alone (no ID), a path that is
+// not a folder is ErrNotFound under both readings of file/ls (the fake's
+// empty or lone-file answer, and a 404), and a library root, always
+// there, costs no check.
+func TestListByPathNotAFolder(t *testing.T) {
+	e := newEnv(t, nil) // every library under the mount root
+	ctx := context.Background()
+	team := "/" + gokuaifake.TeamName
+	e.fake.Put(gokuaifake.TeamMount, "f.txt", []byte("f"))
+	e.fake.Put(gokuaifake.TeamMount, "same/same", []byte("same"))
+	byPath := func(p string) drivers.Ref {
+		return ref(p, drivers.Object{Name: path.Base(p), IsDir: true})
+	}
+	if _, err := e.drv.Mkdir(ctx, byPath(team), "empty"); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{team + "/missing", team + "/f.txt", team + "/f.txt/below", team + "/same/same", "/no library/x"} {
+		if objs, err := e.drv.List(ctx, byPath(p)); !errors.Is(err, drivers.ErrNotFound) {
+			t.Errorf("List %s: %d entries, %v; want ErrNotFound", p, len(objs), err)
+		}
+	}
+	for _, c := range []struct {
+		path  string
+		want  []string
+		calls int // file/ls calls
+	}{
+		{team + "/empty", nil, 2}, // and its parent's, as proof
+		{team + "/same", []string{"same"}, 2},
+		{"/" + gokuaifake.PersonalName, nil, 1}, // an empty library root
+		{team, []string{"empty", "f.txt", "same"}, 1},
+		{"/", []string{gokuaifake.TeamName, gokuaifake.PersonalName}, 0},
+	} {
+		before := e.fake.Calls()
+		if got := names(t, e.drv, byPath(c.path)); !slices.Equal(got, c.want) {
+			t.Errorf("List %s: %q, want %q", c.path, got, c.want)
+		}
+		if n := delta(before, e.fake.Calls(), "ls"); n != c.calls {
+			t.Errorf("List %s made %d list calls, want %d", c.path, n, c.calls)
+		}
+	}
+
+	// The other reading: a server answering 404 for a path that is not
+	// a folder; nothing more is asked.
+	e.fake.Fail("ls", http.StatusNotFound, 1)
+	before := e.fake.Calls()
+	if _, err := e.drv.List(ctx, byPath(team+"/gone")); !errors.Is(err, drivers.ErrNotFound) {
+		t.Fatalf("List after a 404: %v, want ErrNotFound", err)
+	}
+	if n := delta(before, e.fake.Calls(), "ls"); n != 1 {
+		t.Fatalf("a 404 led to %d list calls, want 1", n)
+	}
 }

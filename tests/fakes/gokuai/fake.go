@@ -36,6 +36,12 @@
 //     filename sorts by name; the default is last modification, newest
 //     first. file/open's filesize is a JSON string (as documented), ls
 //     gives create_member_id as a string, info as a number.
+//   - file/ls of a fullpath that is not a folder is no error (the
+//     document does not say; the harshest reading): a path that is
+//     nothing lists as an empty folder (count 0), a file's path as that
+//     file alone, so a client must not take a listing as proof that a
+//     folder exists. A fullpath with an empty, "." or ".." segment is
+//     40401 (no way out of the library).
 //   - create_folder answers {hash, fullpath}; with overwrite=1 (the
 //     default) an existing folder is answered as if made, with 0 it gets
 //     a new name "name(2)". A file's name answers 40901 with overwrite=1.

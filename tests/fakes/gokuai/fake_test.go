@@ -357,6 +357,27 @@ func TestLinksAndListing(t *testing.T) {
 	if st != 200 || m["count"].(float64) != 5 || len(m["list"].([]any)) != 1 {
 		t.Fatalf("the last page: %d %v", st, m)
 	}
+	// A path that is not a folder is no error (the harshest reading):
+	// nothing lists empty, a file's path lists that file alone.
+	ls := func(full string) (int, map[string]any) {
+		return c.call(http.MethodGet, "/m-api/1/file/ls", url.Values{"mount_id": {"1"}, "fullpath": {full}})
+	}
+	for _, full := range []string{"missing", "dir/missing", "dir/f3.txt/below"} {
+		st, m := ls(full)
+		if list, ok := m["list"].([]any); st != 200 || m["count"] != float64(0) || !ok || len(list) != 0 {
+			t.Fatalf("ls of %s (nothing): %d %v, want count 0 and an empty list", full, st, m)
+		}
+	}
+	st, m = ls("dir/f3.txt")
+	if list, _ := m["list"].([]any); st != 200 || m["count"] != float64(1) || len(list) != 1 ||
+		list[0].(map[string]any)["filename"] != "f3.txt" || list[0].(map[string]any)["dir"] != float64(0) {
+		t.Fatalf("ls of a file: %d %v, want the file alone", st, m)
+	}
+	for _, full := range []string{"..", "dir/..", "../dir", "dir//f3.txt"} {
+		if st, m := ls(full); st != 404 || code(m) != CodeNotFound {
+			t.Fatalf("ls of %q (no way out of the library): %d %v", full, st, m)
+		}
+	}
 	st, m = c.call(http.MethodGet, "/m-api/2/file/open", url.Values{"mount_id": {"1"}, "fullpath": {"dir/f3.txt"}})
 	if st != 200 || m["filesize"] != "9" {
 		t.Fatalf("open: %d %v", st, m)

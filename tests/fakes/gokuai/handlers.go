@@ -282,13 +282,13 @@ func (f *Fake) ls(w http.ResponseWriter, r *http.Request, p url.Values) {
 	if lib == nil {
 		return
 	}
-	dir := lookup(lib, p.Get("fullpath"))
-	if dir == nil || !dir.dir {
-		apiError(w, CodeNotFound, "folder not found")
+	full := p.Get("fullpath")
+	if full != "" && !validPath(full) {
+		apiError(w, CodeNotFound, "folder not found") // no way out of the library
 		return
 	}
 	var kids []*node
-	for _, k := range dir.kids {
+	for _, k := range listed(lookup(lib, full)) {
 		if p.Get("dir") != "1" || k.dir {
 			kids = append(kids, k)
 		}
@@ -314,6 +314,24 @@ func (f *Fake) ls(w http.ResponseWriter, r *http.Request, p url.Values) {
 		list = append(list, entryJSON(kids[i], false))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"count": len(kids), "list": list})
+}
+
+// listed is what file/ls shows for the node at a fullpath. The document
+// does not say what a path that is not a folder gives; the fake answers
+// the harshest reading: nothing lists as an empty folder, and a file's
+// path as that file alone.
+func listed(n *node) []*node {
+	switch {
+	case n == nil:
+		return nil
+	case !n.dir:
+		return []*node{n}
+	}
+	kids := make([]*node, 0, len(n.kids))
+	for _, k := range n.kids {
+		kids = append(kids, k)
+	}
+	return kids
 }
 
 func sizeOf(n *node) int64 {
