@@ -862,7 +862,7 @@ func TestFastPropfindMatchesXNet(t *testing.T) {
 	slow := newEnv(t, Options{}, Mount{Path: "/m", Driver: d})
 	slow.srv.xnetPropfindOnly = true
 	wantStatus(t, fast.do(t, "MKCOL", "/m/dir%20%231", nil), http.StatusCreated)
-	for _, n := range []string{"a.txt", "中文 & <odd>.mp4", "100%.bin"} {
+	for _, n := range []string{"a.txt", "中文 & <odd>.mp4", "100%.bin", "a;b,c:d@e+f=g$h~i.txt"} {
 		wantStatus(t, fast.do(t, "PUT", "/m/dir%20%231/"+url.PathEscape(n), strings.NewReader(n)), http.StatusCreated)
 	}
 	bodies := []string{

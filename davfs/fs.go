@@ -154,14 +154,23 @@ func contentType(name string) string {
 // placeholder id (Cloudreve), and the same file would then have another
 // ETag once listed again, or on another bridge instance.
 func (fi *fileInfo) ETag(ctx context.Context) (string, error) {
+	var buf [66]byte
+	return string(fi.appendETag(buf[:0])), nil
+}
+
+// appendETag appends the ETag, quotes included.
+func (fi *fileInfo) appendETag(b []byte) []byte {
+	b = append(b, '"')
 	if fi.obj.Hashes.MD5 != "" {
-		return `"` + fi.obj.Hashes.MD5 + `"`, nil
+		b = append(b, fi.obj.Hashes.MD5...)
+	} else {
+		h := fnv.New64a()
+		var buf [64]byte
+		h.Write(strconv.AppendInt(append(buf[:0], 0), fi.obj.Size, 10))
+		h.Write(strconv.AppendInt(append(buf[:0], 0), fi.modTime.UnixNano(), 10))
+		b = strconv.AppendUint(b, h.Sum64(), 16)
 	}
-	h := fnv.New64a()
-	var buf [64]byte
-	h.Write(strconv.AppendInt(append(buf[:0], 0), fi.obj.Size, 10))
-	h.Write(strconv.AppendInt(append(buf[:0], 0), fi.modTime.UnixNano(), 10))
-	return `"` + strconv.FormatUint(h.Sum64(), 16) + `"`, nil
+	return append(b, '"')
 }
 
 var errIsDir = errors.New("is a folder")

@@ -19,18 +19,32 @@ var ocChecksums = xml.Name{Space: "http://owncloud.org/ns", Local: "checksums"}
 
 // checksumProp is oc:checksums for an object's real content hashes.
 func checksumProp(h drivers.Hashes) (webdav.Property, bool) {
-	var sums []string
-	if h.SHA1 != "" {
-		sums = append(sums, "SHA1:"+h.SHA1)
-	}
-	if h.MD5 != "" {
-		sums = append(sums, "MD5:"+h.MD5)
-	}
-	if len(sums) == 0 {
+	inner := appendChecksums(nil, h)
+	if len(inner) == 0 {
 		return webdav.Property{}, false
 	}
-	inner := `<checksum xmlns="http://owncloud.org/ns">` + strings.Join(sums, " ") + `</checksum>`
-	return webdav.Property{XMLName: ocChecksums, InnerXML: []byte(inner)}, true
+	return webdav.Property{XMLName: ocChecksums, InnerXML: inner}, true
+}
+
+// appendChecksums appends oc:checksums' content for h, or nothing when h
+// holds no hash.
+func appendChecksums(b []byte, h drivers.Hashes) []byte {
+	if h.SHA1 == "" && h.MD5 == "" {
+		return b
+	}
+	b = append(b, `<checksum xmlns="http://owncloud.org/ns">`...)
+	if h.SHA1 != "" {
+		b = append(b, "SHA1:"...)
+		b = append(b, h.SHA1...)
+	}
+	if h.MD5 != "" {
+		if h.SHA1 != "" {
+			b = append(b, ' ')
+		}
+		b = append(b, "MD5:"...)
+		b = append(b, h.MD5...)
+	}
+	return append(b, `</checksum>`...)
 }
 
 // checksumsKey marks a PROPFIND that names oc:checksums: only then are

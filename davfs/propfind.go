@@ -218,89 +218,124 @@ func (s *Server) withHashes(ctx context.Context, t target, fi *fileInfo) *fileIn
 	return &c
 }
 
-// propValue returns a live property's XML content, and false where the
-// property does not apply (x/net answers those 404). p is the share path
-// of the resource.
-func propValue(n xml.Name, p string, fi *fileInfo, isRoot bool, held *propfindLocks) (string, bool) {
+// appendValue appends a live property's XML content to b, and reports
+// false where the property does not apply (x/net answers those 404). p is
+// the share path of the resource. Values are appended, never made into
+// strings: a cold PROPFIND of thousands of entries would otherwise
+// allocate for every property of every entry.
+func appendValue(b []byte, n xml.Name, p string, fi *fileInfo, isRoot bool, held *propfindLocks) ([]byte, bool) {
 	dir := fi.IsDir()
 	switch n {
 	case davResourceType:
 		if dir {
-			return `<D:collection xmlns:D="DAV:"/>`, true
+			return append(b, `<D:collection xmlns:D="DAV:"/>`...), true
 		}
-		return "", true
+		return b, true
 	case davDisplayName:
 		if isRoot {
-			return "", true
+			return b, true
 		}
-		return escape(fi.name), true
+		return appendEscaped(b, fi.name), true
 	case davLastModified:
-		return fi.modTime.UTC().Format(http.TimeFormat), true
+		return fi.modTime.UTC().AppendFormat(b, http.TimeFormat), true
 	case davSupportedLock:
-		return locks.SupportedLockXML(), true
+		return append(b, locks.SupportedLockXML()...), true
 	case davLockDiscovery:
-		return held.discovery(p), true
+		return append(b, held.discovery(p)...), true
 	case davContentLength:
-		return strconv.FormatInt(fi.obj.Size, 10), !dir
+		return strconv.AppendInt(b, fi.obj.Size, 10), !dir
 	case davContentType:
-		return escape(contentType(fi.name)), !dir
+		return appendEscaped(b, contentType(fi.name)), !dir
 	case davETag:
-		e, _ := fi.ETag(nil)
-		return escape(e), !dir
+		if dir {
+			return b, false
+		}
+		if md5 := fi.obj.Hashes.MD5; md5 != "" && !plainText(md5) {
+			e, _ := fi.ETag(nil) // a provider's odd md5: escaped
+			return appendEscaped(b, e), true
+		}
+		return fi.appendETag(b), true
 	case ocChecksums:
-		if p, ok := checksumProp(fi.obj.Hashes); ok && !dir {
-			return string(p.InnerXML), true
+		if !dir {
+			if c := appendChecksums(b, fi.obj.Hashes); len(c) > len(b) {
+				return c, true
+			}
 		}
 	}
-	return "", false
+	return b, false
 }
 
 // appendResponse appends the <D:response> of the resource at share path p.
 // Appending to one slice is cheaper than a writer's call per piece, which
 // counts with tens of thousands of entries.
 func appendResponse(b []byte, p string, fi *fileInfo, names []xml.Name, isRoot bool, held *propfindLocks) []byte {
-	href := p
-	if fi.IsDir() && href != "/" {
-		href += "/"
-	}
 	b = append(b, `<D:response><D:href>`...)
-	b = appendEscaped(b, (&url.URL{Path: href}).EscapedPath())
+	b = appendHref(b, p, fi.IsDir())
 	b = append(b, `</D:href><D:propstat><D:prop>`...)
 	var missing []xml.Name
+	props := names
 	if names == nil {
-		for _, n := range allProps {
-			if v, ok := propValue(n, p, fi, isRoot, held); ok {
-				b = appendProp(b, n, v)
-			}
-		}
-	} else {
-		for _, n := range names {
-			if v, ok := propValue(n, p, fi, isRoot, held); ok {
-				b = appendProp(b, n, v)
-			} else {
-				missing = append(missing, n)
-			}
+		props = allProps
+	}
+	for _, n := range props {
+		var ok bool
+		if b, ok = appendProp(b, n, p, fi, isRoot, held); !ok && names != nil {
+			missing = append(missing, n)
 		}
 	}
 	b = append(b, `</D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat>`...)
 	if len(missing) > 0 {
 		b = append(b, `<D:propstat><D:prop>`...)
 		for _, n := range missing {
-			b = appendProp(b, n, "")
+			b = appendClose(appendOpen(b, n), n)
 		}
 		b = append(b, `</D:prop><D:status>HTTP/1.1 404 Not Found</D:status></D:propstat>`...)
 	}
 	return append(b, `</D:response>`...)
 }
 
-// appendProp appends one property element with its XML content.
-func appendProp(b []byte, n xml.Name, inner string) []byte {
+// appendHref appends the escaped href of the resource at share path p,
+// as url.URL's EscapedPath would write it, with a slash after a folder.
+// Names of plain characters, the common case, take no allocation.
+func appendHref(b []byte, p string, dir bool) []byte {
+	if plainPath(p) {
+		b = append(b, p...)
+	} else {
+		b = appendEscaped(b, (&url.URL{Path: p}).EscapedPath())
+	}
+	if dir && p != "/" {
+		b = append(b, '/')
+	}
+	return b
+}
+
+// plainPath reports whether p needs no escaping in a URL path (nor in
+// XML): letters, digits, "-._~/" only.
+func plainPath(p string) bool {
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-._~/", c) >= 0) {
+			return false
+		}
+	}
+	return p != "*"
+}
+
+// appendProp appends one live property element, or nothing where it does
+// not apply (reported false).
+func appendProp(b []byte, n xml.Name, p string, fi *fileInfo, isRoot bool, held *propfindLocks) ([]byte, bool) {
+	start := len(b)
+	b, ok := appendValue(appendOpen(b, n), n, p, fi, isRoot, held)
+	if !ok {
+		return b[:start], false
+	}
+	return appendClose(b, n), true
+}
+
+// appendOpen and appendClose append a property's tags.
+func appendOpen(b []byte, n xml.Name) []byte {
 	if n.Space == "DAV:" {
 		b = append(b, "<D:"...)
-		b = append(b, n.Local...)
-		b = append(b, '>')
-		b = append(b, inner...)
-		b = append(b, "</D:"...)
 		b = append(b, n.Local...)
 		return append(b, '>')
 	}
@@ -308,20 +343,29 @@ func appendProp(b []byte, n xml.Name, inner string) []byte {
 	b = append(b, n.Local...)
 	b = append(b, ` xmlns="`...)
 	b = appendEscaped(b, n.Space)
-	b = append(b, `">`...)
-	b = append(b, inner...)
-	b = append(b, "</"...)
+	return append(b, `">`...)
+}
+
+func appendClose(b []byte, n xml.Name) []byte {
+	if n.Space == "DAV:" {
+		b = append(b, "</D:"...)
+	} else {
+		b = append(b, "</"...)
+	}
 	b = append(b, n.Local...)
 	return append(b, '>')
 }
 
 // appendEscaped appends s as XML character data (see escape).
 func appendEscaped(b []byte, s string) []byte {
-	if xmlSafe(s) && !strings.ContainsAny(s, "&<>") {
+	if plainText(s) {
 		return append(b, s...)
 	}
 	return append(b, escape(s)...)
 }
+
+// plainText reports whether s is XML character data as it is.
+func plainText(s string) bool { return xmlSafe(s) && !strings.ContainsAny(s, "&<>") }
 
 // textEscaper escapes XML character data as x/net does (quotes stay).
 var textEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
