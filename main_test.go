@@ -312,3 +312,14 @@ func TestTLSAndGracefulShutdown(t *testing.T) {
 		t.Fatalf("stored %q", got)
 	}
 }
+
+func TestGCPercentYieldsToTheEnvironment(t *testing.T) {
+	env := map[string]string{}
+	if pct, ok := gcPercent(func(k string) string { return env[k] }); !ok || pct != defaultGCPercent {
+		t.Fatalf("without GOGC: %d, %v; want %d", pct, ok, defaultGCPercent)
+	}
+	env["GOGC"] = "50"
+	if _, ok := gcPercent(func(k string) string { return env[k] }); ok {
+		t.Fatal("GOGC set: the server still sets its own")
+	}
+}

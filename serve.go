@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -60,6 +61,9 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		c.Server.Listen = addr
 	}
 	log := newLogger(c.Server, stderr)
+	if pct, ok := gcPercent(os.Getenv); ok {
+		debug.SetGCPercent(pct)
+	}
 	handler, closeAll, err := buildHandler(ctx, c, log)
 	if err != nil {
 		return err
@@ -103,6 +107,23 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	log.Info().Msg("stopped")
 	return nil
+}
+
+// defaultGCPercent is the bridge's GOGC unless the environment sets one.
+// Its live heap is small (a few MiB besides cached listings), and Go's 100
+// then collects every few MiB allocated: a cold listing of 2,000 entries
+// ran two or three collections, and the memory they handed back to the
+// system was faulted in again by the next request. At 200 that costs a
+// third less CPU for about 4 MiB more RSS (README, Performance).
+const defaultGCPercent = 200
+
+// gcPercent is the GOGC the server sets, and false when GOGC is in the
+// environment (the runtime has read it already).
+func gcPercent(getenv func(string) string) (int, bool) {
+	if getenv("GOGC") != "" {
+		return 0, false
+	}
+	return defaultGCPercent, true
 }
 
 // defaultConfig is the no-file setup: ./data through the local driver and
