@@ -166,6 +166,12 @@ func (s *Server) servePropfind(w http.ResponseWriter, r *http.Request, t target)
 		io.WriteString(w, `<?xml version="1.0" encoding="utf-8"?>`+"\n"+`<D:error xmlns:D="DAV:"><D:propfind-finite-depth/></D:error>`)
 		return
 	}
+	// A folder known by a hint is listed first: its listing and its
+	// ancestors' (which the stat below needs) then go out together. A
+	// failure here is met again, and answered, below.
+	if depth == "1" && !t.isShareRoot() && s.hints.has(t.m.path, t.rel) {
+		s.list(ctx, t.m, t.rel)
+	}
 	// Look the target (and, for Depth 1, its listing) up here so that a
 	// provider failure gets its own status; x/net would answer 405 or 500.
 	fi, err := s.statInfo(ctx, t)

@@ -35,6 +35,8 @@ type memDriver struct {
 	linkGets      atomic.Int64
 	failPut       error
 	listDelay     chan struct{} // when set, List waits for it
+	listsNow      atomic.Int32  // List calls running
+	listsMax      atomic.Int32  // the most that ran at once
 	removedOnFail bool
 	forbidden     string         // Put and Mkdir refuse names holding any of these
 	noTimes       bool           // objects carry no modification time
@@ -175,6 +177,10 @@ func (d *memDriver) Root(ctx context.Context) (drivers.Object, error) {
 }
 
 func (d *memDriver) List(ctx context.Context, dir drivers.Ref) ([]drivers.Object, error) {
+	now := d.listsNow.Add(1)
+	defer d.listsNow.Add(-1)
+	for max := d.listsMax.Load(); now > max && !d.listsMax.CompareAndSwap(max, now); max = d.listsMax.Load() {
+	}
 	if d.listDelay != nil {
 		<-d.listDelay
 	}

@@ -80,6 +80,7 @@ type Server struct {
 	mounts  map[string]*mount
 	order   []string // mount paths as configured
 	cache   *listCache
+	hints   *folderHints // folder IDs from expired listings (hints.go)
 	group   singleflight.Group
 	links   *linkCache
 	pending pendingStore
@@ -137,6 +138,7 @@ func New(opts Options) (*Server, error) {
 		opts:    opts,
 		mounts:  map[string]*mount{},
 		cache:   newListCache(opts.CacheEntries, opts.CacheTTL),
+		hints:   newFolderHints(),
 		links:   newLinkCache(),
 		locks:   opts.LockSystem,
 		client:  opts.HTTPClient,
@@ -394,6 +396,9 @@ func (s *Server) list(ctx context.Context, m *mount, dir string) (*listing, erro
 		if err != nil {
 			return nil, err
 		}
+		if !m.features.ListsByPath {
+			s.hints.note(m.path, dir, objs)
+		}
 		l := newListing(s.withKeptTimes(m, dir, objs))
 		pending, err := s.pending.in(m, dir)
 		if err != nil {
@@ -427,14 +432,19 @@ func (s *Server) listFromProvider(ctx context.Context, m *mount, dir string) ([]
 			return objs, nil
 		}
 	}
-	ref, err := s.ref(ctx, m, dir)
-	if err != nil {
-		return nil, err
+	objs, ref, ok, err := s.listHinted(ctx, m, dir)
+	if ok || err != nil {
+		return objs, err
+	}
+	if ref.Path == "" {
+		if ref, err = s.ref(ctx, m, dir); err != nil {
+			return nil, err
+		}
 	}
 	if !ref.IsDir {
 		return nil, fmt.Errorf("%s%s: %w", m.path, dir, errNotDir)
 	}
-	objs, err := m.drv.List(ctx, ref)
+	objs, err = m.drv.List(ctx, ref)
 	if err != nil {
 		return nil, fmt.Errorf("%s%s: list: %w", m.path, dir, err)
 	}
