@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"bridge/drivers"
 	"bridge/drivers/flex"
 )
@@ -19,6 +21,10 @@ import (
 // pageSize is what file/ls is asked for (the document's default); a
 // server giving fewer is paged by what it gives.
 const pageSize = 100
+
+// listParallel is how many file/ls pages are asked for at once once count
+// tells how many there are.
+const listParallel = 4
 
 // entry is a file or folder as file/ls and file/info give it.
 type entry struct {
@@ -117,37 +123,83 @@ func (d *Driver) listLibraries(ctx context.Context, p string) ([]drivers.Object,
 	return out, nil
 }
 
-// listPages reads file/ls of l.full page by page: on while a page is
-// full or count says more, until an empty page or one with nothing new
-// (a server ignoring start).
+// listPages reads file/ls of l.full: the first page, then, when count
+// says there is more, the rest in parallel (at the offsets the first
+// page's length gives), then on one page at a time while a page is full
+// or count says more, until an empty page or one with nothing new (a
+// server ignoring start). A page shorter than the first before the end
+// (the folder changed meanwhile) sends the listing on from where that
+// page ended, one page at a time.
 func (d *Driver) listPages(ctx context.Context, l loc) ([]drivers.Object, error) {
-	seen := map[string]bool{}
-	var out []drivers.Object
-	for start := 0; ; {
-		var page struct {
-			Count flex.Int `json:"count"`
-			List  []entry  `json:"list"`
+	first, err := d.lsPage(ctx, l, 0)
+	if err != nil {
+		return nil, err
+	}
+	pages := []lsPage{first}
+	if per, total := len(first.List), int(first.Count); per > 0 && total > per {
+		rest := make([]lsPage, (total-1)/per)
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(listParallel)
+		for i := range rest {
+			g.Go(func() (err error) {
+				rest[i], err = d.lsPage(gctx, l, (i+1)*len(first.List))
+				return err
+			})
 		}
-		p := mountParams(l, l.full)
-		p.Set("start", strconv.Itoa(start))
-		p.Set("size", strconv.Itoa(pageSize))
-		p.Set("order", "filename")
-		if err := d.call(ctx, request{method: http.MethodGet, path: "/m-api/1/file/ls", params: p, out: &page}); err != nil {
+		if err := g.Wait(); err != nil {
 			return nil, err
 		}
-		fresh := 0
-		for _, e := range page.List {
+		pages = append(pages, rest...)
+	}
+	seen := map[string]bool{}
+	var out []drivers.Object
+	add := func(list []entry) (fresh int) {
+		for _, e := range list {
 			if key := string(e.Hash) + "\x00" + string(e.Filename); !seen[key] {
 				seen[key] = true
 				out = append(out, e.object(l.lib.MountID))
 				fresh++
 			}
 		}
-		start += len(page.List)
-		if fresh == 0 || (len(page.List) < pageSize && int(page.Count) <= start) {
+		return fresh
+	}
+	start, last := 0, first
+	for i, p := range pages {
+		if i > 0 && start != i*len(first.List) {
+			break // a short page before this one
+		}
+		if add(p.List) == 0 {
 			return out, nil
 		}
+		start, last = start+len(p.List), p
 	}
+	for len(last.List) >= pageSize || int(last.Count) > start {
+		p, err := d.lsPage(ctx, l, start)
+		if err != nil {
+			return nil, err
+		}
+		if add(p.List) == 0 {
+			return out, nil
+		}
+		start, last = start+len(p.List), p
+	}
+	return out, nil
+}
+
+// lsPage is one page of file/ls, from the entry start on.
+type lsPage struct {
+	Count flex.Int `json:"count"`
+	List  []entry  `json:"list"`
+}
+
+func (d *Driver) lsPage(ctx context.Context, l loc, start int) (lsPage, error) {
+	var page lsPage
+	p := mountParams(l, l.full)
+	p.Set("start", strconv.Itoa(start))
+	p.Set("size", strconv.Itoa(pageSize))
+	p.Set("order", "filename")
+	err := d.call(ctx, request{method: http.MethodGet, path: "/m-api/1/file/ls", params: p, out: &page})
+	return page, err
 }
 
 // unproven reports a listing that file/ls could also give for a path

@@ -25,10 +25,12 @@
 //   - Errors: HTTP status first, then error_code (40401 not found, 40901
 //     taken, 40002 bad name, 40302 library full, 40101/40102 token
 //     dead, 40103/40104 signature or dateline refused).
-//   - file/ls: count is read as the folder's total; the driver pages on
-//     while a page is full or count says more, and stops at an empty page
-//     or one with nothing new (a server ignoring start). order=filename,
-//     so pages do not shift as files change.
+//   - file/ls: count is read as the folder's total. After the first page
+//     the driver asks for the others at once (4 at a time, at the offsets
+//     the first page's length gives), then pages on while a page is full
+//     or count says more, and stops at an empty page or one with nothing
+//     new (a server ignoring start). order=filename, so pages do not
+//     shift as files change.
 //   - Listing a fullpath that is not a folder: the document does not
 //     say. The fake answers the harshest reading (nothing lists as an
 //     empty folder, a file's path as that file alone); a 404 is taken

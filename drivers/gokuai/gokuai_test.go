@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -709,5 +710,49 @@ func TestListByPathNotAFolder(t *testing.T) {
 	}
 	if n := delta(before, e.fake.Calls(), "ls"); n != 1 {
 		t.Fatalf("a 404 led to %d list calls, want 1", n)
+	}
+}
+
+// TestListPagesInParallel: once the first page's count tells how many
+// entries there are, the other pages are asked for together (at most
+// listParallel at once), with the calls one by one would make.
+func TestListPagesInParallel(t *testing.T) {
+	e := newEnv(t, nil)
+	e.fake.PageMax = 10
+	for i := range 95 {
+		e.fake.Put(gokuaifake.TeamMount, fmt.Sprintf("big/f%02d.txt", i), []byte("x"))
+	}
+	var now, most atomic.Int32
+	h := e.fake.Handler()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/m-api/1/file/ls" {
+			n := now.Add(1)
+			defer now.Add(-1)
+			for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+			}
+			time.Sleep(20 * time.Millisecond) // long enough for the others to arrive
+		}
+		h.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	e.opts["base_url"] = srv.URL
+	d := e.open(t)
+	before := e.fake.Calls()["ls"]
+	objs, err := d.List(t.Context(), ref("/"+gokuaifake.TeamName+"/big", drivers.Object{Name: "big", IsDir: true}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, o := range objs {
+		names[o.Name] = true
+	}
+	if len(objs) != 95 || len(names) != 95 {
+		t.Fatalf("listed %d entries (%d names), want 95", len(objs), len(names))
+	}
+	if n := e.fake.Calls()["ls"] - before; n != 10 {
+		t.Errorf("%d file/ls calls, want 10 (pages of 10)", n)
+	}
+	if m := most.Load(); m < 2 || m > listParallel {
+		t.Errorf("at most %d file/ls calls ran at once, want 2 to %d", m, listParallel)
 	}
 }
