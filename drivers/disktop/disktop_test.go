@@ -516,16 +516,8 @@ func TestBridgePropfindColdAndWarm(t *testing.T) {
 	hs := httptest.NewServer(s)
 	defer hs.Close()
 	propfind := func(p string) {
-		req, _ := http.NewRequest("PROPFIND", hs.URL+p, nil)
-		req.Header.Set("Depth", "1")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusMultiStatus {
-			t.Fatalf("PROPFIND: %d", resp.StatusCode)
+		if st := drivertest.Do(t, "PROPFIND", hs.URL+p, "Depth", "1"); st != http.StatusMultiStatus {
+			t.Fatalf("PROPFIND %s: %d", p, st)
 		}
 	}
 	propfind("/d/big/")

@@ -156,6 +156,28 @@ func Get(t testing.TB, url, rng string) (int, []byte) {
 	return resp.StatusCode, b
 }
 
+// Do sends method to url with the header pairs hdr ("Depth", "1", ...),
+// reads the answer whole and returns its status; the test stops when the
+// request fails. Tests that count a driver's calls behind a WebDAV
+// request through davfs use it.
+func Do(t testing.TB, method, url string, hdr ...string) int {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode
+}
+
 // RoundTripFunc is an http.RoundTripper made of a function, for tests that
 // watch, edit or refuse a driver's requests.
 type RoundTripFunc func(*http.Request) (*http.Response, error)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
@@ -612,18 +611,7 @@ func TestBridgePropfindColdAndWarm(t *testing.T) {
 	}
 	hs := httptest.NewServer(s)
 	defer hs.Close()
-	propfind := func(p string) int {
-		t.Helper()
-		req, _ := http.NewRequest("PROPFIND", hs.URL+p, nil)
-		req.Header.Set("Depth", "1")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		return resp.StatusCode
-	}
+	propfind := func(p string) int { return drivertest.Do(t, "PROPFIND", hs.URL+p, "Depth", "1") }
 	ls := func() int { return e.fake.Calls()["ls"] }
 	team := "/d/" + gokuaifake.TeamName
 

@@ -202,19 +202,12 @@ func TestColdPropfindListsTheFolderAlone(t *testing.T) {
 		{"/d/a/b/nope/", 2, 0, http.StatusNotFound},
 	} {
 		before := e.fake.Calls()
-		req, _ := http.NewRequest("PROPFIND", hs.URL+c.path, nil)
-		req.Header.Set("Depth", "1")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
+		status := drivertest.Do(t, "PROPFIND", hs.URL+c.path, "Depth", "1")
 		after := e.fake.Calls()
 		lists, metas := after["list"]-before["list"], after["filemetas"]-before["filemetas"]
-		if resp.StatusCode != c.status || lists != c.lists || metas != c.filemetas {
+		if status != c.status || lists != c.lists || metas != c.filemetas {
 			t.Errorf("PROPFIND %s: %d with %d list and %d filemetas calls, want %d with %d and %d",
-				c.path, resp.StatusCode, lists, metas, c.status, c.lists, c.filemetas)
+				c.path, status, lists, metas, c.status, c.lists, c.filemetas)
 		}
 	}
 }
