@@ -470,31 +470,12 @@ func (d *Driver) List(ctx context.Context, dir drivers.Ref) ([]drivers.Object, e
 	if err != nil {
 		return nil, err
 	}
-	if len(objs) == 0 || len(objs) == 1 && !objs[0].IsDir && objs[0].Name == path.Base(dir.Path) {
-		if _, err := d.lookup(ctx, dir.Path, true); err != nil {
+	if path.Clean("/"+dir.Path) != "/" && drivers.Unproven(dir.Path, objs) {
+		if _, err := drivers.FindInParent(ctx, dir.Path, true, d.List); err != nil {
 			return nil, fmt.Errorf("disktop: list %s: %w", dir.Path, err)
 		}
 	}
 	return objs, nil
-}
-
-// lookup finds the object at p in its parent's listing: the ID of a Ref
-// that came by path, or the proof that p is a folder.
-func (d *Driver) lookup(ctx context.Context, p string, isDir bool) (drivers.Object, error) {
-	p = path.Clean("/" + p)
-	if p == "/" {
-		return d.Root(ctx)
-	}
-	objs, err := d.List(ctx, drivers.Ref{Path: path.Dir(p), Object: drivers.Object{Name: path.Base(path.Dir(p)), IsDir: true}})
-	if err != nil {
-		return drivers.Object{}, err
-	}
-	for _, o := range objs {
-		if o.Name == path.Base(p) && o.IsDir == isDir {
-			return o, nil
-		}
-	}
-	return drivers.Object{}, fmt.Errorf("%s: %w", p, drivers.ErrNotFound)
 }
 
 // listPages reads the first page, then the others in parallel (total
@@ -628,7 +609,7 @@ func (d *Driver) Mkdir(ctx context.Context, parent drivers.Ref, name string) (dr
 // by its path alone gets its id from its parent's listing.
 func (d *Driver) manage(ctx context.Context, action string, obj drivers.Ref, extra url.Values) error {
 	if obj.ID == "" && obj.Path != "/" {
-		o, err := d.lookup(ctx, obj.Path, obj.IsDir)
+		o, err := drivers.FindInParent(ctx, obj.Path, obj.IsDir, d.List)
 		if err != nil {
 			return fmt.Errorf("disktop: %s %s: %w", action, obj.Path, err)
 		}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -102,8 +101,8 @@ func (d *Driver) List(ctx context.Context, dir drivers.Ref) ([]drivers.Object, e
 	if err != nil {
 		return nil, fmt.Errorf("gokuai: list %s: %w", dir.Path, err)
 	}
-	if !l.libRoot() && unproven(objs, baseName(l.full)) {
-		if err := d.isFolder(ctx, dir.Path); err != nil {
+	if !l.libRoot() && drivers.Unproven(dir.Path, objs) {
+		if _, err := drivers.FindInParent(ctx, dir.Path, true, d.List); err != nil {
 			return nil, fmt.Errorf("gokuai: list %s: %w", dir.Path, err)
 		}
 	}
@@ -200,29 +199,6 @@ func (d *Driver) lsPage(ctx context.Context, l loc, start int) (lsPage, error) {
 	p.Set("order", "filename")
 	err := d.call(ctx, request{method: http.MethodGet, path: "/m-api/1/file/ls", params: p, out: &page})
 	return page, err
-}
-
-// unproven reports a listing that file/ls could also give for a path
-// that is not a folder: nothing, or a file's path (that file alone).
-func unproven(objs []drivers.Object, name string) bool {
-	return len(objs) == 0 || len(objs) == 1 && !objs[0].IsDir && objs[0].Name == name
-}
-
-// isFolder proves that the mount path p is a folder by finding it in its
-// parent's listing, which List proves in turn (up to a library root).
-func (d *Driver) isFolder(ctx context.Context, p string) error {
-	p = path.Clean("/" + p)
-	parent := path.Dir(p)
-	objs, err := d.List(ctx, drivers.Ref{Path: parent, Object: drivers.Object{Name: path.Base(parent), IsDir: true}})
-	if err != nil {
-		return err
-	}
-	for _, o := range objs {
-		if o.IsDir && o.Name == path.Base(p) {
-			return nil
-		}
-	}
-	return fmt.Errorf("%s is not a folder: %w", p, drivers.ErrNotFound)
 }
 
 // info reads one file or folder (file/info).

@@ -97,7 +97,7 @@ func (d *Driver) List(ctx context.Context, dir drivers.Ref) ([]drivers.Object, e
 	if err != nil {
 		return nil, fmt.Errorf("terabox: list %s: %w", dir.Path, err)
 	}
-	if path.Clean("/"+dir.Path) != "/" && (len(objs) == 0 || len(objs) == 1 && !objs[0].IsDir && objs[0].Name == path.Base(p)) {
+	if path.Clean("/"+dir.Path) != "/" && drivers.Unproven(p, objs) {
 		e, err := d.stat(ctx, p)
 		if err == nil && !e.object().IsDir {
 			err = fmt.Errorf("%s is a file: %w", path.Base(p), drivers.ErrNotFound)
