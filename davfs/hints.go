@@ -2,7 +2,6 @@ package davfs
 
 import (
 	"context"
-	"fmt"
 	"path"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -45,17 +44,16 @@ func (h *folderHints) get(mount, dir string) (drivers.Object, bool) {
 // has reports a hint for dir, without marking it used.
 func (h *folderHints) has(mount, dir string) bool { return h.lru.Contains(cacheKey(mount, dir)) }
 
-// listHinted lists dir by its hinted ID while ref confirms it. It reports
-// false when there is no hint or the parent's listing is cached (ref
-// then costs nothing), and when the hint was wrong; the caller then lists
-// with ref as usual.
-func (s *Server) listHinted(ctx context.Context, m *mount, dir string) ([]drivers.Object, drivers.Ref, bool, error) {
-	hint, ok := s.hints.get(m.path, dir)
-	if !ok {
-		return nil, drivers.Ref{}, false, nil
-	}
-	if _, cached := s.cache.get(m.path, path.Dir(dir)); cached {
-		return nil, drivers.Ref{}, false, nil
+// refListed returns dir's ref and, when a hint for dir was confirmed by
+// it, dir's listing made by the hinted ID at the same time (ok true).
+// Without a hint, or with the parent's listing cached (the ref then costs
+// nothing), the ref alone is looked up; a listing the ref does not
+// confirm is dropped, and the caller lists with the ref as usual.
+func (s *Server) refListed(ctx context.Context, m *mount, dir string) (ref drivers.Ref, objs []drivers.Object, ok bool, err error) {
+	hint, hinted := s.hints.get(m.path, dir)
+	if _, cached := s.cache.get(m.path, path.Dir(dir)); !hinted || cached {
+		ref, err = s.ref(ctx, m, dir)
+		return ref, nil, false, err
 	}
 	type listed struct {
 		objs []drivers.Object
@@ -66,16 +64,10 @@ func (s *Server) listHinted(ctx context.Context, m *mount, dir string) ([]driver
 		objs, err := m.drv.List(ctx, drivers.Ref{Path: dir, Object: hint})
 		done <- listed{objs, err}
 	}()
-	ref, err := s.ref(ctx, m, dir)
+	ref, err = s.ref(ctx, m, dir)
 	guess := <-done
-	if err != nil {
-		return nil, drivers.Ref{}, false, err
+	if err != nil || !ref.IsDir || ref.ID != hint.ID || guess.err != nil {
+		return ref, nil, false, err // the folder moved or changed: list it again
 	}
-	if !ref.IsDir {
-		return nil, drivers.Ref{}, false, fmt.Errorf("%s%s: %w", m.path, dir, errNotDir)
-	}
-	if ref.ID != hint.ID || guess.err != nil {
-		return nil, ref, false, nil // the folder moved or changed: list it again
-	}
-	return guess.objs, ref, true, nil
+	return ref, guess.objs, true, nil
 }

@@ -432,14 +432,9 @@ func (s *Server) listFromProvider(ctx context.Context, m *mount, dir string) ([]
 			return objs, nil
 		}
 	}
-	objs, ref, ok, err := s.listHinted(ctx, m, dir)
+	ref, objs, ok, err := s.refListed(ctx, m, dir)
 	if ok || err != nil {
 		return objs, err
-	}
-	if ref.Path == "" {
-		if ref, err = s.ref(ctx, m, dir); err != nil {
-			return nil, err
-		}
 	}
 	if !ref.IsDir {
 		return nil, fmt.Errorf("%s%s: %w", m.path, dir, errNotDir)
