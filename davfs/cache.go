@@ -2,6 +2,7 @@ package davfs
 
 import (
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -131,19 +132,40 @@ func (l *listing) changed() {
 }
 
 // listCache keeps folder listings by "mountpath:dir" in an LRU with a TTL.
+//
+// A listing read from the provider may predate a change that lands while
+// the call is under way: kept as it came, it would hide that change (a
+// folder just made would not exist for the next request, and a MKCOL below
+// it would answer 409). So every listing call is a flight the cache knows
+// of while it runs: changes made through the bridge meanwhile are applied
+// to it when it lands, and a folder dropped meanwhile (changed in ways the
+// bridge cannot replay) makes it stale, answered but not kept.
 type listCache struct {
 	lru *expirable.LRU[string, *listing]
 	// changed, when set, tells other bridge instances that a folder
 	// changed through this one (tree: it and all below it).
 	changed func(mount, dir string, tree bool)
-	// drops counts folders dropped on other instances' word: a listing
-	// read from the provider while one was dropped may predate the
-	// change, so it is not kept (see addUnless).
+	// drops counts dropped folders; it names the listing flights that
+	// requests may share, so that none joins one that started before a
+	// folder was dropped.
 	drops atomic.Uint64
+
+	mu      sync.Mutex // held while the cache or a flight changes
+	flights map[*flight]struct{}
+}
+
+// flight is one folder's listing call under way.
+type flight struct {
+	key   string
+	edits []func(*listing) // changes made through the bridge meanwhile
+	stale bool             // the folder was dropped meanwhile
 }
 
 func newListCache(entries int, ttl time.Duration) *listCache {
-	return &listCache{lru: expirable.NewLRU[string, *listing](entries, nil, ttl)}
+	return &listCache{
+		lru:     expirable.NewLRU[string, *listing](entries, nil, ttl),
+		flights: map[*flight]struct{}{},
+	}
 }
 
 func cacheKey(mount, dir string) string { return mount + ":" + dir }
@@ -154,11 +176,57 @@ func (c *listCache) get(mount, dir string) (*listing, bool) {
 
 func (c *listCache) add(mount, dir string, l *listing) { c.lru.Add(cacheKey(mount, dir), l) }
 
-// entryChanged records obj as the entry name of dir, if dir is cached.
-func (c *listCache) entryChanged(mount, dir string, obj drivers.Object) {
-	if l, ok := c.lru.Peek(cacheKey(mount, dir)); ok {
-		l.put(obj)
+// flightKey names the listing call of dir that concurrent requests share.
+func (c *listCache) flightKey(mount, dir string) string {
+	return "list:" + cacheKey(mount, dir) + "@" + strconv.FormatUint(c.drops.Load(), 10)
+}
+
+// takeOff registers a listing call of dir about to be made.
+func (c *listCache) takeOff(mount, dir string) *flight {
+	f := &flight{key: cacheKey(mount, dir)}
+	c.mu.Lock()
+	c.flights[f] = struct{}{}
+	c.mu.Unlock()
+	return f
+}
+
+// land ends flight f with its listing l (nil: the call failed): the
+// changes made meanwhile are applied to l, which is kept unless its
+// folder was dropped meanwhile.
+func (c *listCache) land(f *flight, l *listing) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.flights, f)
+	if l == nil {
+		return
 	}
+	for _, edit := range f.edits {
+		edit(l)
+	}
+	if !f.stale {
+		c.lru.Add(f.key, l)
+	}
+}
+
+// edit applies a change to dir's cached listing and to its listings under
+// way; c.mu is held.
+func (c *listCache) edit(mount, dir string, fn func(*listing)) {
+	key := cacheKey(mount, dir)
+	for f := range c.flights {
+		if f.key == key {
+			f.edits = append(f.edits, fn)
+		}
+	}
+	if l, ok := c.lru.Peek(key); ok {
+		fn(l)
+	}
+}
+
+// entryChanged records obj as the entry name of dir.
+func (c *listCache) entryChanged(mount, dir string, obj drivers.Object) {
+	c.mu.Lock()
+	c.edit(mount, dir, func(l *listing) { l.put(obj) })
+	c.mu.Unlock()
 	c.tell(mount, dir, false)
 }
 
@@ -169,11 +237,11 @@ func (c *listCache) tell(mount, dir string, tree bool) {
 	}
 }
 
-// entryRemoved drops name from dir's listing, if cached.
+// entryRemoved drops name from dir's listing.
 func (c *listCache) entryRemoved(mount, dir, name string) {
-	if l, ok := c.lru.Peek(cacheKey(mount, dir)); ok {
-		l.remove(name)
-	}
+	c.mu.Lock()
+	c.edit(mount, dir, func(l *listing) { l.remove(name) })
+	c.mu.Unlock()
 	c.tell(mount, dir, false)
 }
 
@@ -186,17 +254,12 @@ func (c *listCache) forgetTree(mount, dir string) {
 
 // dropTree is forgetTree without telling anyone.
 func (c *listCache) dropTree(mount, dir string) {
-	c.drops.Add(1)
 	key := cacheKey(mount, dir)
 	prefix := key + "/"
 	if dir == "/" {
 		prefix = key
 	}
-	for _, k := range c.lru.Keys() {
-		if k == key || strings.HasPrefix(k, prefix) {
-			c.lru.Remove(k)
-		}
-	}
+	c.dropWhere(func(k string) bool { return k == key || strings.HasPrefix(k, prefix) })
 }
 
 // forget drops one folder's listing (when the outcome of a write is unknown).
@@ -207,21 +270,28 @@ func (c *listCache) forget(mount, dir string) {
 
 // drop is forget without telling anyone.
 func (c *listCache) drop(mount, dir string) {
-	c.drops.Add(1)
-	c.lru.Remove(cacheKey(mount, dir))
+	key := cacheKey(mount, dir)
+	c.dropWhere(func(k string) bool { return k == key })
 }
 
 // purge drops everything (other instances' news was lost).
 func (c *listCache) purge() {
-	c.drops.Add(1)
-	c.lru.Purge()
+	c.dropWhere(func(string) bool { return true })
 }
 
-// addUnless keeps a listing read from the provider unless a folder was
-// dropped on another instance's word since drops was read (before the
-// listing call started).
-func (c *listCache) addUnless(mount, dir string, l *listing, drops uint64) {
-	if c.drops.Load() == drops {
-		c.add(mount, dir, l)
+// dropWhere drops the listings whose keys match, cached or under way.
+func (c *listCache) dropWhere(match func(key string) bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.drops.Add(1)
+	for f := range c.flights {
+		if match(f.key) {
+			f.stale = true
+		}
+	}
+	for _, k := range c.lru.Keys() {
+		if match(k) {
+			c.lru.Remove(k)
+		}
 	}
 }

@@ -35,6 +35,7 @@ type memDriver struct {
 	linkGets      atomic.Int64
 	failPut       error
 	listDelay     chan struct{} // when set, List waits for it
+	afterList     func()        // when set, List calls it once it has read the folder (an answer still on its way)
 	listsNow      atomic.Int32  // List calls running
 	listsMax      atomic.Int32  // the most that ran at once
 	removedOnFail bool
@@ -197,6 +198,11 @@ func (d *memDriver) List(ctx context.Context, dir drivers.Ref) ([]drivers.Object
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	if d.afterList != nil {
+		d.mu.Unlock()
+		d.afterList()
+		d.mu.Lock()
+	}
 	return out, nil
 }
 

@@ -387,13 +387,14 @@ func (s *Server) list(ctx context.Context, m *mount, dir string) (*listing, erro
 	if ok {
 		return l, nil
 	}
-	v, err := s.shared(ctx, "list:"+m.path+":"+dir, func(ctx context.Context) (any, error) {
+	v, err := s.shared(ctx, s.cache.flightKey(m.path, dir), func(ctx context.Context) (any, error) {
 		if l, ok := s.cache.get(m.path, dir); ok {
 			return l, nil // filled while we waited for the flight
 		}
-		drops := s.cache.drops.Load()
+		f := s.cache.takeOff(m.path, dir)
 		objs, err := s.listFromProvider(ctx, m, dir)
 		if err != nil {
+			s.cache.land(f, nil)
 			return nil, err
 		}
 		if !m.features.ListsByPath {
@@ -402,6 +403,7 @@ func (s *Server) list(ctx context.Context, m *mount, dir string) (*listing, erro
 		l := newListing(s.withKeptTimes(m, dir, objs))
 		pending, err := s.pending.in(m, dir)
 		if err != nil {
+			s.cache.land(f, nil)
 			return nil, err
 		}
 		for _, p := range pending {
@@ -409,7 +411,7 @@ func (s *Server) list(ctx context.Context, m *mount, dir string) (*listing, erro
 				l.put(p)
 			}
 		}
-		s.cache.addUnless(m.path, dir, l, drops)
+		s.cache.land(f, l)
 		return l, nil
 	})
 	if err != nil {
