@@ -45,10 +45,12 @@ func (s *Server) mkdir(ctx context.Context, t target) error {
 		s.cache.forget(t.m.path, parent.Path)
 		return fmt.Errorf("%s: mkdir: %w", t.full, err)
 	}
-	s.recordNew(t.m, t.rel, obj)
 	if obj.IsDir {
-		s.cache.add(t.m.path, t.rel, newListing(nil)) // known empty: no listing call
+		// Known empty: no listing call. Kept before the parent shows the
+		// folder, so that a DELETE that finds it drops this too.
+		s.cache.add(t.m.path, t.rel, newListing(nil))
 	}
+	s.recordNew(t.m, t.rel, obj)
 	return nil
 }
 
