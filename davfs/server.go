@@ -392,32 +392,37 @@ func (s *Server) list(ctx context.Context, m *mount, dir string) (*listing, erro
 			return l, nil // filled while we waited for the flight
 		}
 		f := s.cache.takeOff(m.path, dir)
-		objs, err := s.listFromProvider(ctx, m, dir)
-		if err != nil {
-			s.cache.land(f, nil)
-			return nil, err
-		}
-		if !m.features.ListsByPath {
-			s.hints.note(m.path, dir, objs)
-		}
-		l := newListing(s.withKeptTimes(m, dir, objs))
-		pending, err := s.pending.in(m, dir)
-		if err != nil {
-			s.cache.land(f, nil)
-			return nil, err
-		}
-		for _, p := range pending {
-			if _, real := l.get(p.Name); !real {
-				l.put(p)
-			}
-		}
+		l, err := s.freshListing(ctx, m, dir)
 		s.cache.land(f, l)
-		return l, nil
+		return l, err
 	})
 	if err != nil {
 		return nil, err
 	}
 	return v.(*listing), nil
+}
+
+// freshListing lists dir from the provider, with the times the bridge
+// keeps and the pending empty entries; nil when that fails.
+func (s *Server) freshListing(ctx context.Context, m *mount, dir string) (*listing, error) {
+	objs, err := s.listFromProvider(ctx, m, dir)
+	if err != nil {
+		return nil, err
+	}
+	if !m.features.ListsByPath {
+		s.hints.note(m.path, dir, objs)
+	}
+	l := newListing(s.withKeptTimes(m, dir, objs))
+	pending, err := s.pending.in(m, dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range pending {
+		if _, real := l.get(p.Name); !real {
+			l.put(p)
+		}
+	}
+	return l, nil
 }
 
 // listFromProvider lists dir through the driver: by its path alone where
